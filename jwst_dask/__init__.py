@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 __all__ = ["JwstDaskError", "Meta", "__version__", "open"]
 
 
-def open(path, chunks=None, **kwargs) -> xr.Dataset:  # noqa: A001  (mirrors xarray.open_dataset)
+def open(path, chunks=None, **kwargs) -> xr.Dataset:
     """Open a JWST FITS product or a zarr checkpoint lazily as a chunked Dataset.
 
     See :func:`jwst_dask.io.open_product` for the parameters.

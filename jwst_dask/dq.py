@@ -172,6 +172,4 @@ def dq_def_table() -> np.ndarray:
         (i, bit, name, DESCRIPTIONS[name])
         for i, (name, bit) in enumerate((n, b) for n, b in FLAGS.items() if b)
     ]
-    return np.array(
-        rows, dtype=[("BIT", "<i4"), ("VALUE", "<u4"), ("NAME", "S40"), ("DESCRIPTION", "S80")]
-    )
+    return np.array(rows, dtype=[("BIT", "<i4"), ("VALUE", "<u4"), ("NAME", "S40"), ("DESCRIPTION", "S80")])

@@ -22,12 +22,10 @@ SUBCOMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="jwst-dask", description="The JWST calibration pipeline on Dask."
-    )
+    parser = argparse.ArgumentParser(prog="jwst-dask", description="The JWST calibration pipeline on Dask.")
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, module in SUBCOMMANDS.items():
+    for module in SUBCOMMANDS.values():
         try:
             mod = importlib.import_module(f"jwst_dask.cli.{module}")
         except ModuleNotFoundError as exc:
