@@ -1,0 +1,89 @@
+"""``jwst-dask refs FILE [--types t1,t2] [--context C]``: the reference files a product would use.
+
+Prints, for each reference type the stage-1 and stage-2 steps need (or the ``--types`` given),
+the absolute path of the file CRDS selects, or ``N/A``. Uses the project's offline cache unless
+``CRDS_PATH`` / ``CRDS_SERVER_URL`` are set.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+#: reference types of the stage-1 and stage-2 steps, per instrument family, in step order
+STAGE1_NIR = (
+    "mask",
+    "saturation",
+    "ipc",
+    "superbias",
+    "refpix",
+    "linearity",
+    "persat",
+    "trapdensity",
+    "trappars",
+    "dark",
+    "gain",
+    "readnoise",
+)
+STAGE1_MIRI = (
+    "mask",
+    "emicorr",
+    "saturation",
+    "ipc",
+    "reset",
+    "linearity",
+    "rscd",
+    "dark",
+    "refpix",
+    "gain",
+    "readnoise",
+)
+STAGE2_IMAGE = (
+    "distortion",
+    "filteroffset",
+    "specwcs",
+    "regions",
+    "wavelengthrange",
+    "flat",
+    "photom",
+    "area",
+)
+
+
+def default_reftypes(instrument: str) -> tuple[str, ...]:
+    """The reference types of stages 1 and 2 for ``instrument`` (no duplicates, in step order)."""
+    stage1 = STAGE1_MIRI if instrument.upper() == "MIRI" else STAGE1_NIR
+    return tuple(dict.fromkeys(stage1 + STAGE2_IMAGE))
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "refs",
+        help="show the CRDS reference files selected for a product",
+        description=__doc__.split("\n\n")[0],
+    )
+    p.add_argument("file", help="a JWST product (FITS or zarr)")
+    p.add_argument("--types", default=None, help="comma-separated reference types (default: stages 1 and 2)")
+    p.add_argument("--context", default=None, help="pinned CRDS context, e.g. jwst_0001.pmap")
+    p.set_defaults(func=run)
+
+
+def _product_meta(path: str) -> dict:
+    from jwst_dask.io import open_product
+
+    return open_product(path).attrs.get("meta", {})
+
+
+def run(args: argparse.Namespace) -> int:
+    from jwst_dask.refs import best_references
+
+    meta = _product_meta(args.file)
+    instrument = str((meta.get("instrument") or {}).get("name", ""))
+    if args.types:
+        reftypes = [t.strip().lower() for t in args.types.split(",") if t.strip()]
+    else:
+        reftypes = list(default_reftypes(instrument))
+    refs = best_references(meta, reftypes, context=args.context)
+    width = max(len(t) for t in reftypes)
+    for reftype in reftypes:
+        print(f"{reftype:<{width}}  {refs[reftype]}")
+    return 0

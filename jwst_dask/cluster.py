@@ -1,0 +1,195 @@
+"""One way to get a Dask client, and one way to compute with a progress bar.
+
+:func:`get_client` connects, in this order, to: a scheduler given by address (or scheduler file);
+the cluster described in the Dask configuration under ``jwst_dask.cluster``, e.g.::
+
+    jwst_dask:
+      cluster:
+        class: dask_jobqueue.SLURMCluster
+        kwargs: {cores: 8, memory: 32GB, walltime: "02:00:00"}
+        scale: 4
+
+an already active client; or an embedded :class:`~distributed.LocalCluster` sized to this machine
+(bound to 127.0.0.1), created once per process and reused. The dashboard address is logged.
+
+:func:`compute` is how products get computed: on the current client when there is one, else on
+Dask's default scheduler (``dask.config.set(scheduler="threads")`` forces a local one), with a
+progress bar when stderr is a terminal. ``jwst_dask.connect_timeout`` (Dask config, default 10 s)
+bounds the wait for a scheduler given by address.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from jwst_dask.errors import JwstDaskError
+
+__all__ = ["close_local_cluster", "compute", "get_client"]
+
+log = logging.getLogger("stpipe.cluster")
+_LOCAL: dict[tuple, Any] = {}
+
+
+def _import(path: str) -> Any:
+    module, _, name = path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise JwstDaskError(f"cluster class {path!r} cannot be imported: {exc}") from None
+
+
+def _machine_defaults() -> tuple[int, int, str | None]:
+    """(workers, threads per worker, memory per worker) for this machine."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cpus = os.cpu_count() or 1
+    workers = max(1, min(cpus // 2, 8)) if cpus > 2 else 1
+    threads = max(1, cpus // workers)
+    return workers, threads, None
+
+
+def get_client(
+    scheduler: str | None = None,
+    *,
+    workers: int | None = None,
+    threads_per_worker: int | None = None,
+    memory_limit: str | int | None = None,
+    processes: bool | None = None,
+):
+    """A :class:`distributed.Client`, made the default for ``compute`` (see module docs).
+
+    ``scheduler``: an address (``tcp://host:8786``) or a scheduler JSON file. The other arguments
+    size the embedded LocalCluster (defaults from the machine's cores); when any is given, an
+    already active client is not reused.
+    """
+    import dask
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        try:
+            if str(scheduler).endswith(".json") and Path(scheduler).is_file():
+                client = Client(scheduler_file=str(scheduler), set_as_default=True)
+            else:
+                timeout = dask.config.get("jwst_dask.connect_timeout", "10s")
+                client = Client(str(scheduler), set_as_default=True, timeout=timeout)
+        except (OSError, TimeoutError) as exc:
+            raise JwstDaskError(f"cannot connect to Dask scheduler {scheduler!r}: {exc}") from None
+        _announce(client)
+        return client
+
+    conf = dask.config.get("jwst_dask.cluster", default=None)
+    if conf:
+        if "class" not in conf:
+            raise JwstDaskError(
+                "dask config jwst_dask.cluster needs a 'class' (e.g. dask_jobqueue.SLURMCluster)"
+            )
+        key = ("config", conf["class"], repr(sorted((conf.get("kwargs") or {}).items())))
+        if key not in _LOCAL:
+            cluster = _import(conf["class"])(**(conf.get("kwargs") or {}))
+            if conf.get("scale"):
+                cluster.scale(int(conf["scale"]))
+            _LOCAL[key] = (cluster, Client(cluster, set_as_default=True))
+        client = _LOCAL[key][1]
+        client.as_current()
+        _announce(client)
+        return client
+
+    sized = any(v is not None for v in (workers, threads_per_worker, memory_limit, processes))
+    if not sized:
+        try:
+            from distributed import default_client
+
+            return default_client()
+        except ValueError:
+            pass
+    d_workers, d_threads, d_memory = _machine_defaults()
+    n_workers = int(workers) if workers is not None else d_workers
+    threads = int(threads_per_worker) if threads_per_worker is not None else d_threads
+    memory = memory_limit if memory_limit is not None else (d_memory or "auto")
+    procs = True if processes is None else bool(processes)
+    key = ("local", n_workers, threads, str(memory), procs)
+    entry = _LOCAL.get(key)
+    if entry is None or entry[1].status in ("closed", "closing"):
+        t0 = time.perf_counter()
+        where = {"host": "127.0.0.1"} if procs else {}  # in-process clusters bind no socket
+        cluster = LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=threads,
+            memory_limit=memory,
+            processes=procs,
+            dashboard_address=f"127.0.0.1:{_free_port(8787)}",
+            **where,
+        )
+        client = Client(cluster, set_as_default=True)
+        _LOCAL[key] = (cluster, client)
+        log.info(
+            "Started a local Dask cluster: %d workers x %d threads in %.1f s",
+            n_workers,
+            threads,
+            time.perf_counter() - t0,
+        )
+    client = _LOCAL[key][1]
+    _announce(client)
+    return client
+
+
+def _free_port(preferred: int) -> int:
+    """``preferred`` when nothing listens on it, else 0 (any free port)."""
+    import socket
+
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", preferred))
+        except OSError:
+            return 0
+    return preferred
+
+
+def _announce(client) -> None:
+    link = getattr(client, "dashboard_link", None)
+    log.info("Dask scheduler %s; dashboard: %s", getattr(client.scheduler, "address", "?"), link or "none")
+
+
+def close_local_cluster() -> None:
+    """Close the clusters :func:`get_client` started in this process."""
+    for cluster, client in _LOCAL.values():
+        client.close()
+        cluster.close()
+    _LOCAL.clear()
+
+
+def compute(*collections: Any, progress: bool | None = None) -> tuple:
+    """Compute Dask collections / delayed objects in ONE graph execution, with a progress bar when
+    ``progress`` (default: stderr is a terminal). Returns the results like :func:`dask.compute`."""
+    import dask
+
+    if progress is None:
+        progress = sys.stderr.isatty()
+    client = None
+    if dask.config.get("scheduler", None) in (None, "dask.distributed", "distributed"):
+        try:
+            from distributed import default_client
+
+            client = default_client()
+        except (ImportError, ValueError):
+            client = None
+    if client is not None:
+        futures = client.compute(list(collections))
+        if progress:
+            from distributed import progress as dist_progress
+
+            dist_progress(futures)
+        return tuple(client.gather(futures))
+    if progress:
+        from dask.diagnostics import ProgressBar
+
+        with ProgressBar(out=sys.stderr):
+            return dask.compute(*collections)
+    return dask.compute(*collections)

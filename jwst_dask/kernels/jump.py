@@ -1,0 +1,613 @@
+"""Jump (cosmic-ray) detection kernel: the two-point difference method on blocks of ramps.
+
+The algorithm is the one of the JWST jump step (Anderson & Gordon 2011 as implemented by stcal):
+the ramp is converted to electrons with the gain, first differences are taken between adjacent
+usable groups (SATURATED and DO_NOT_USE groups excluded), and a difference is a jump when it lies
+too many sigma from the pixel's median difference, sigma being the read noise of a difference
+(the READNOISE reference holds the noise of a two-frame difference, CDS) and the Poisson noise of
+that median. Jumps are found one at a time per pixel (the worst first), recomputing the clipped
+median without it, until none is left. Thresholds depend on the number of usable differences.
+With many integrations the sigma-clip mode compares each difference with the same difference in
+the other integrations instead. Then, in the same groups, the four neighbours of strong jumps
+are flagged, and groups following big jumps are flagged for a given time.
+
+Everything is per pixel except the neighbour flagging, which needs the next pixel on each side.
+So the work is split in two passes that compose exactly on tiles:
+
+* :func:`twopoint_block` (per pixel, once per tile) returns the group DQ with the primary
+  jumps in the low 8 bits of a ``uint16`` array, plus per-group hint bits (is this jump in the
+  neighbour-flagging sigma range; is it above the after-jump DN thresholds);
+* :func:`finish_block` takes that packed array with a one-pixel halo on each side (zeros beyond
+  the detector) and applies the neighbour and after-jump flagging.
+
+A few decisions depend on the whole frame (as in the official pipeline): whether to run at all,
+and which mode, from the groups that are DO_NOT_USE in every pixel (:func:`frame_mode`), and in
+sigma-clip mode the groups where every pixel ends up JUMP_DET or DO_NOT_USE
+(:func:`full_jump_groups`). :func:`detect_jumps` runs everything on a whole exposure.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from jwst_dask.dq import FLAGS
+
+__all__ = [
+    "JumpParams",
+    "frame_mode",
+    "after_jump_threshold",
+    "twopoint_block",
+    "full_jump_groups",
+    "finish_block",
+    "flag_bad_gain",
+    "detect_jumps",
+    "MODE_ITERATIVE",
+    "MODE_SINGLE_PASS",
+    "MODE_SKIP",
+    "MODE_SIGMA_CLIP",
+]
+
+_DNU = np.uint8(FLAGS["DO_NOT_USE"])
+_SAT = np.uint8(FLAGS["SATURATED"])
+_JUMP = np.uint8(FLAGS["JUMP_DET"])
+
+#: Hint bits stored above the group DQ byte by :func:`twopoint_block`.
+_HINT_NBR = np.uint16(1 << 8)  # sigma of the difference within the neighbour-flagging range
+_HINT_BIG1 = np.uint16(1 << 9)  # jump amplitude >= after_jump_flag threshold 1 (electrons)
+_HINT_BIG2 = np.uint16(1 << 10)  # jump amplitude >= after_jump_flag threshold 2 (electrons)
+
+MODE_ITERATIVE = 0
+MODE_SINGLE_PASS = 1
+MODE_SKIP = 2
+MODE_SIGMA_CLIP = 3
+
+
+@dataclass(frozen=True)
+class JumpParams:
+    """The jump parameters the kernels use (names as the step's; thresholds in sigma).
+
+    ``after_jump_flag_e1/e2`` are in electrons (DN threshold times the median gain, see
+    :func:`after_jump_threshold`); ``after_jump_flag_n1/n2`` in groups.
+    ``min_diffs_single_pass`` < 0 means never use the single pass (always iterate).
+    """
+
+    nframes: int = 1
+    rejection_threshold: float = 4.0
+    three_group_rejection_threshold: float = 6.0
+    four_group_rejection_threshold: float = 5.0
+    flag_4_neighbors: bool = True
+    max_jump_to_flag_neighbors: float = 1000.0
+    min_jump_to_flag_neighbors: float = 10.0
+    after_jump_flag_e1: float = 0.0
+    after_jump_flag_n1: int = 0
+    after_jump_flag_e2: float = 0.0
+    after_jump_flag_n2: int = 0
+    min_diffs_single_pass: int = -1
+    minimum_groups: int = 3
+    minimum_sigclip_groups: int = 100
+    only_use_ints: bool = True
+
+
+def frame_mode(dnu_groups: np.ndarray, params: JumpParams) -> int:
+    """Which algorithm the whole exposure uses, from its fully DO_NOT_USE groups.
+
+    ``dnu_groups`` (nints, ngroups) bool: True where every pixel of that group is DO_NOT_USE
+    (e.g. MIRI first/last frames). Returns one of the ``MODE_*`` constants: sigma clipping when
+    there are enough integrations (``only_use_ints``) or groups; skip when fewer than
+    ``minimum_groups`` usable groups remain in some integration; the single pass when every
+    integration has at least ``min_diffs_single_pass`` usable differences; else iterative.
+    """
+    dnu_groups = np.asarray(dnu_groups, dtype=bool)
+    nints, ngroups = dnu_groups.shape
+    per_int = dnu_groups.sum(axis=1)
+    total_flagged = int(per_int.sum())
+    min_usable_groups = ngroups - int(per_int.max(initial=0))
+    total_groups = nints * ngroups - total_flagged
+    if params.only_use_ints:
+        sigclip = nints >= params.minimum_sigclip_groups
+    else:
+        sigclip = total_groups >= params.minimum_sigclip_groups
+    if sigclip:
+        return MODE_SIGMA_CLIP
+    if min_usable_groups < params.minimum_groups:
+        return MODE_SKIP
+    if params.min_diffs_single_pass >= 0 and min_usable_groups - 1 >= params.min_diffs_single_pass:
+        return MODE_SINGLE_PASS
+    return MODE_ITERATIVE
+
+
+def after_jump_threshold(dn: float, gain: np.ndarray) -> float:
+    """An after-jump DN threshold in electrons: ``dn`` times the NaN-median of the gain frame.
+
+    Computed in float32 like the official pipeline (the gain is float32), so that flags agree.
+    """
+    med = np.nanmedian(np.asarray(gain, dtype=np.float32))
+    return float(np.float32(dn) * med)
+
+
+# ----------------------------------------------------------------------------------------------
+# per-pixel helpers
+
+
+@njit(cache=True, nogil=True)
+def _sort_inplace(buf, n):
+    """Insertion sort of buf[:n] (n is small: the differences of one pixel)."""
+    for i in range(1, n):
+        v = buf[i]
+        j = i - 1
+        while j >= 0 and buf[j] > v:
+            buf[j + 1] = buf[j]
+            j -= 1
+        buf[j + 1] = v
+
+
+@njit(cache=True, nogil=True)
+def _nanmedian(vals, buf):
+    """Median of the finite values of a 2-D (nints, ndiffs) array; NaN if none."""
+    n = 0
+    for i in range(vals.shape[0]):
+        for k in range(vals.shape[1]):
+            v = vals[i, k]
+            if not math.isnan(v):
+                buf[n] = v
+                n += 1
+    if n == 0:
+        return np.nan
+    _sort_inplace(buf, n)
+    if n % 2 == 1:
+        return buf[n // 2]
+    return (buf[n // 2 - 1] + buf[n // 2]) / 2.0
+
+
+@njit(cache=True, nogil=True)
+def _clipped_median(absd, buf):
+    """Median of |differences| used by the iterative search.
+
+    4 or more usable: drop the largest (every value equal to it), median of the rest; 3: plain
+    median; 2: the smaller; fewer: NaN. Returns (median, number usable).
+    """
+    n = 0
+    vmax = -np.inf
+    for i in range(absd.shape[0]):
+        for k in range(absd.shape[1]):
+            v = absd[i, k]
+            if not math.isnan(v):
+                n += 1
+                if v > vmax:
+                    vmax = v
+    if n < 2:
+        return np.nan, n
+    m = 0
+    vmin = np.inf
+    for i in range(absd.shape[0]):
+        for k in range(absd.shape[1]):
+            v = absd[i, k]
+            if math.isnan(v):
+                continue
+            if v < vmin:
+                vmin = v
+            if n >= 4 and v == vmax:
+                continue
+            buf[m] = v
+            m += 1
+    if n == 2:
+        return vmin, n
+    if m == 0:
+        return np.nan, n
+    _sort_inplace(buf, m)
+    if m % 2 == 1:
+        return buf[m // 2], n
+    return (buf[m // 2 - 1] + buf[m // 2]) / 2.0, n
+
+
+@njit(cache=True, nogil=True)
+def _iterate_pixel(absd, ratio, maxr, buf, rn_term, thr4, thr3, thr2, gdq, y, x):
+    """Flag jumps of one pixel one at a time (all integrations together), clipping each."""
+    nints, ndiffs = absd.shape
+    med, n_use = _clipped_median(absd, buf)
+    first = True
+    for _round in range(nints * ndiffs):
+        if not first:
+            med = np.float64(np.float32(med))
+        sig = math.sqrt(abs(med) + rn_term)
+        if sig == 0.0:
+            sig = np.nan
+        gmax = np.nan
+        for i in range(nints):
+            mi = np.nan
+            for k in range(ndiffs):
+                a = absd[i, k]
+                if math.isnan(a):
+                    r = np.nan
+                else:
+                    e = np.float32(a - med)
+                    r = abs(np.float64(e)) / sig
+                ratio[i, k] = r
+                if not math.isnan(r):
+                    if math.isnan(mi) or r > mi:
+                        mi = r
+            maxr[i] = mi
+            if not math.isnan(mi) and (math.isnan(gmax) or mi > gmax):
+                gmax = mi
+        if n_use >= 4:
+            thr = thr4
+        elif n_use == 3:
+            thr = thr3
+        elif n_use == 2:
+            thr = thr2
+        else:
+            break
+        found = False
+        for i in range(nints):
+            if not maxr[i] > thr:
+                continue
+            for k in range(ndiffs):
+                if ratio[i, k] == gmax:
+                    gdq[i, k + 1, y, x] |= _JUMP
+                    absd[i, k] = np.nan
+                    found = True
+        if not found:
+            break
+        med, n_use = _clipped_median(absd, buf)
+        first = False
+
+
+@njit(cache=True, nogil=True)
+def _wirth_kth(a, n, k):
+    """k-th smallest of a[:n], reordering a in place (Wirth's selection)."""
+    lo = 0
+    hi = n - 1
+    while lo < hi:
+        x = a[k]
+        i = lo
+        j = hi
+        while True:
+            while a[i] < x:
+                i += 1
+            while x < a[j]:
+                j -= 1
+            if i <= j:
+                t = a[i]
+                a[i] = a[j]
+                a[j] = t
+                i += 1
+                j -= 1
+            if i > j:
+                break
+        if j < k:
+            lo = i
+        if k < i:
+            hi = j
+    return a[k]
+
+
+@njit(cache=True, nogil=True)
+def _clip_bounds(buf, count, nsigma, maxiters):
+    """Sigma-clipped (median centre, population std) bounds of buf[:count], reordered in place."""
+    lo = np.nan
+    hi = np.nan
+    it = 0
+    while True:
+        if count % 2 == 0:
+            med = 0.5 * (_wirth_kth(buf, count, count // 2) + _wirth_kth(buf, count, count // 2 - 1))
+        else:
+            med = _wirth_kth(buf, count, (count - 1) // 2)
+        mean = 0.0
+        for i in range(count):
+            mean += buf[i]
+        mean /= count
+        var = 0.0
+        for i in range(count):
+            var += (buf[i] - mean) * (buf[i] - mean)
+        std = math.sqrt(var / count)
+        lo = med - nsigma * std
+        hi = med + nsigma * std
+        new = 0
+        for i in range(count):
+            if buf[i] >= lo and buf[i] <= hi:
+                buf[new] = buf[i]
+                new += 1
+        if new == count or new == 0:
+            break
+        count = new
+        it += 1
+        if it >= maxiters:
+            break
+    return lo, hi
+
+
+@njit(cache=True, nogil=True)
+def _sigclip_pixel(fd, gdq, y, x, nsigma, only_use_ints, buf):
+    """Sigma-clip mode for one pixel: flag differences outside the clipped bounds."""
+    nints, ndiffs = fd.shape
+    if only_use_ints:
+        for k in range(ndiffs):
+            n = 0
+            for i in range(nints):
+                if not math.isnan(fd[i, k]):
+                    buf[n] = fd[i, k]
+                    n += 1
+            if n == 0:
+                continue
+            lo, hi = _clip_bounds(buf, n, nsigma, 5)
+            for i in range(nints):
+                v = fd[i, k]
+                if (v < lo or v > hi) and (gdq[i, k + 1, y, x] & (_SAT | _DNU)) == 0:
+                    gdq[i, k + 1, y, x] |= _JUMP
+    else:
+        n = 0
+        for i in range(nints):
+            for k in range(ndiffs):
+                if not math.isnan(fd[i, k]):
+                    buf[n] = fd[i, k]
+                    n += 1
+        if n == 0:
+            return
+        lo, hi = _clip_bounds(buf, n, nsigma, 5)
+        for i in range(nints):
+            for k in range(ndiffs):
+                v = fd[i, k]
+                if (v < lo or v > hi) and (gdq[i, k + 1, y, x] & (_SAT | _DNU)) == 0:
+                    gdq[i, k + 1, y, x] |= _JUMP
+
+
+@njit(cache=True, nogil=True)
+def _twopoint_kernel(
+    data,
+    gdq_in,
+    gain,
+    rnoise,
+    nframes,
+    mode,
+    thr4,
+    thr3,
+    thr2,
+    only_use_ints,
+    nbr_on,
+    nbr_min,
+    nbr_max,
+    after_on,
+    e1,
+    e2,
+):
+    nints, ngroups, ny, nx = data.shape
+    ndiffs = ngroups - 1
+    out = np.empty((nints, ngroups, ny, nx), dtype=np.uint16)
+    gdq = gdq_in.copy()
+    fd = np.empty((nints, ndiffs), dtype=np.float64)
+    absd = np.empty((nints, ndiffs), dtype=np.float64)
+    ratio = np.empty((nints, ndiffs), dtype=np.float64)
+    maxr = np.empty(nints, dtype=np.float64)
+    buf = np.empty(nints * ndiffs + 1, dtype=np.float64)
+    col = np.empty(ngroups, dtype=np.float32)
+    bad = _SAT | _DNU
+    for y in range(ny):
+        for x in range(nx):
+            g = np.float32(gain[y, x])
+            if mode == MODE_SKIP:
+                continue
+            # first differences in electrons (float32 like the reference implementation)
+            for i in range(nints):
+                for k in range(ngroups):
+                    if gdq[i, k, y, x] & bad:
+                        col[k] = np.float32(np.nan)
+                    else:
+                        col[k] = np.float32(data[i, k, y, x]) * g
+                for k in range(ndiffs):
+                    d = np.float64(np.float32(col[k + 1] - col[k]))
+                    fd[i, k] = d
+                    absd[i, k] = abs(d)
+            rn = np.float32(rnoise[y, x]) * g
+            rn_term = np.float64(np.float32(rn * rn)) / nframes
+            med = _nanmedian(fd, buf)
+            sig = math.sqrt(abs(med) + rn_term)
+            if sig == 0.0:
+                sig = np.nan
+            if mode == MODE_ITERATIVE:
+                _iterate_pixel(absd, ratio, maxr, buf, rn_term, thr4, thr3, thr2, gdq, y, x)
+            elif mode == MODE_SINGLE_PASS:
+                for i in range(nints):
+                    for k in range(ndiffs):
+                        if abs(fd[i, k] - med) / sig > thr4:
+                            gdq[i, k + 1, y, x] |= _JUMP
+            else:
+                _sigclip_pixel(fd, gdq, y, x, thr4, only_use_ints, buf)
+            # hint bits for the neighbour and after-jump passes
+            if nbr_on or after_on:
+                for i in range(nints):
+                    out[i, 0, y, x] = 0
+                    for k in range(ndiffs):
+                        ej = fd[i, k] - med
+                        h = np.uint16(0)
+                        if nbr_on:
+                            r = abs(ej) / sig
+                            if r < nbr_max and r > nbr_min:
+                                h |= _HINT_NBR
+                        if after_on:
+                            if ej >= e1:
+                                h |= _HINT_BIG1
+                            if ej >= e2:
+                                h |= _HINT_BIG2
+                        out[i, k + 1, y, x] = h
+    if mode == MODE_SKIP or not (nbr_on or after_on):
+        for i in range(nints):
+            for k in range(ngroups):
+                for y in range(ny):
+                    for x in range(nx):
+                        out[i, k, y, x] = gdq[i, k, y, x]
+    else:
+        for i in range(nints):
+            for k in range(ngroups):
+                for y in range(ny):
+                    for x in range(nx):
+                        out[i, k, y, x] |= gdq[i, k, y, x]
+    return out
+
+
+def twopoint_block(
+    data: np.ndarray,
+    gdq: np.ndarray,
+    gain: np.ndarray,
+    readnoise: np.ndarray,
+    params: JumpParams,
+    mode: int,
+) -> np.ndarray:
+    """Per-pixel pass on one block: primary jumps plus hint bits, packed in ``uint16``.
+
+    ``data`` (nints, ngroups, y, x) in DN, ``gdq`` uint8 same shape, ``gain`` (e/DN) and
+    ``readnoise`` (DN, CDS) (y, x). ``mode`` from :func:`frame_mode`. The low byte of the result
+    is the group DQ with JUMP_DET added; bits 8-10 are hints for :func:`finish_block`.
+    """
+    if data.ndim != 4 or gdq.shape != data.shape:
+        raise ValueError(f"jump: SCI {data.shape} and GROUPDQ {gdq.shape} must be equal 4-D shapes")
+    after_on = params.after_jump_flag_n1 > 0 or params.after_jump_flag_n2 > 0
+    nbr_on = bool(params.flag_4_neighbors)
+    if mode == MODE_SKIP:
+        nbr_on = after_on = False
+    return _twopoint_kernel(
+        np.ascontiguousarray(data, dtype=np.float32),
+        np.ascontiguousarray(gdq, dtype=np.uint8),
+        np.ascontiguousarray(gain, dtype=np.float32),
+        np.ascontiguousarray(readnoise, dtype=np.float32),
+        float(max(params.nframes, 1)),
+        int(mode),
+        float(params.rejection_threshold),
+        float(params.four_group_rejection_threshold),
+        float(params.three_group_rejection_threshold),
+        bool(params.only_use_ints),
+        nbr_on,
+        float(params.min_jump_to_flag_neighbors),
+        float(params.max_jump_to_flag_neighbors),
+        after_on,
+        float(params.after_jump_flag_e1),
+        float(params.after_jump_flag_e2),
+    )
+
+
+def full_jump_groups(packed: np.ndarray) -> np.ndarray:
+    """(nints, ngroups) bool: groups of a block where every pixel is JUMP_DET or DO_NOT_USE.
+
+    The sigma-clip mode un-flags lone jumps in such groups; combine blocks with ``all``.
+    """
+    low = (packed & np.uint16(_JUMP | _DNU)) != 0
+    return low.all(axis=(2, 3))
+
+
+@njit(cache=True, nogil=True)
+def _finish_kernel(packed, full_groups, clean_full, nbr_on, n1, n2):
+    nints, ngroups, nyp, nxp = packed.shape
+    ny = nyp - 2
+    nx = nxp - 2
+    out = np.empty((nints, ngroups, ny, nx), dtype=np.uint8)
+    big1 = np.zeros(ngroups, dtype=np.bool_)
+    big2 = np.zeros(ngroups, dtype=np.bool_)
+    bad = _SAT | _DNU
+    after_on = n1 > 0 or n2 > 0
+    for i in range(nints):
+        for y in range(ny):
+            for x in range(nx):
+                for k in range(ngroups):
+                    v = packed[i, k, y + 1, x + 1]
+                    gd = np.uint8(v & 0xFF)
+                    if clean_full and full_groups[i, k] and gd == _JUMP:
+                        gd = np.uint8(0)
+                    if nbr_on and k > 0 and (gd & bad) == 0:
+                        hit = False
+                        for dy, dx in ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)):
+                            w = packed[i, k, y + 1 + dy, x + 1 + dx]
+                            if not (w & _HINT_NBR):
+                                continue
+                            wg = np.uint8(w & 0xFF)
+                            if clean_full and full_groups[i, k] and wg == _JUMP:
+                                wg = np.uint8(0)
+                            if wg & _JUMP:
+                                hit = True
+                                break
+                        if hit:
+                            gd |= _JUMP
+                    out[i, k, y, x] = gd
+                if after_on:
+                    big1[0] = False
+                    big2[0] = False
+                    for k in range(1, ngroups):
+                        v = packed[i, k, y + 1, x + 1]
+                        j = (out[i, k, y, x] & _JUMP) != 0
+                        big1[k] = j and (v & _HINT_BIG1) != 0
+                        big2[k] = j and (v & _HINT_BIG2) != 0
+                    m1 = min(n1, ngroups - 2)
+                    m2 = min(n2, ngroups - 2)
+                    add_until = -1
+                    for k in range(ngroups):
+                        flag = big1[k] or big2[k] or k <= add_until
+                        if flag and (out[i, k, y, x] & bad) == 0:
+                            out[i, k, y, x] |= _JUMP
+                        if big1[k] and m1 > 0:
+                            add_until = max(add_until, k + m1)
+                        if big2[k] and m2 > 0:
+                            add_until = max(add_until, k + m2)
+                for k in range(ngroups):
+                    gd = out[i, k, y, x]
+                    if (gd & (_JUMP | _DNU)) == (_JUMP | _DNU):
+                        gd ^= _JUMP
+                    if (gd & (_JUMP | _SAT)) == (_JUMP | _SAT):
+                        gd ^= _JUMP
+                    out[i, k, y, x] = gd
+    return out
+
+
+def finish_block(
+    packed_halo: np.ndarray,
+    params: JumpParams,
+    full_groups: np.ndarray | None = None,
+) -> np.ndarray:
+    """Neighbour and after-jump flagging of one block, from :func:`twopoint_block` output.
+
+    ``packed_halo`` is the packed array of the block with one extra pixel on every side in
+    (y, x) (zeros outside the detector); the result is the final uint8 group DQ of the block
+    without the halo. ``full_groups`` (sigma-clip mode only): :func:`full_jump_groups` of the
+    whole frame. Redundant JUMP_DET bits on DO_NOT_USE or SATURATED groups are removed.
+    """
+    nints, ngroups = packed_halo.shape[:2]
+    clean = full_groups is not None
+    fg = np.zeros((nints, ngroups), dtype=np.bool_) if full_groups is None else np.asarray(full_groups, bool)
+    return _finish_kernel(
+        np.ascontiguousarray(packed_halo, dtype=np.uint16),
+        fg,
+        clean,
+        bool(params.flag_4_neighbors),
+        int(params.after_jump_flag_n1),
+        int(params.after_jump_flag_n2),
+    )
+
+
+def flag_bad_gain(pixeldq: np.ndarray, gain: np.ndarray) -> np.ndarray:
+    """PIXELDQ with NO_GAIN_VALUE | DO_NOT_USE added where the gain is <= 0 or NaN."""
+    bad = ~(np.asarray(gain) > 0)
+    flag = np.uint32(FLAGS["NO_GAIN_VALUE"] | FLAGS["DO_NOT_USE"])
+    return np.asarray(pixeldq, dtype=np.uint32) | np.where(bad, flag, np.uint32(0))
+
+
+def detect_jumps(
+    data: np.ndarray,
+    gdq: np.ndarray,
+    pixeldq: np.ndarray,
+    gain: np.ndarray,
+    readnoise: np.ndarray,
+    params: JumpParams,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Jump detection on a whole exposure held in memory: returns new (GROUPDQ, PIXELDQ).
+
+    The reference whole-frame composition of :func:`frame_mode`, :func:`twopoint_block` and
+    :func:`finish_block` (the step runs the same functions on tiles).
+    """
+    gdq = np.asarray(gdq, dtype=np.uint8)
+    dnu_groups = ((gdq & _DNU) != 0).all(axis=(2, 3))
+    mode = frame_mode(dnu_groups, params)
+    packed = twopoint_block(data, gdq, gain, readnoise, params, mode)
+    full = full_jump_groups(packed) if mode == MODE_SIGMA_CLIP else None
+    padded = np.pad(packed, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    return finish_block(padded, params, full), flag_bad_gain(pixeldq, gain)

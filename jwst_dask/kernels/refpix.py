@@ -1,0 +1,296 @@
+"""Reference-pixel kernels: bias-drift signals from the reference pixels, and their subtraction.
+
+Near-infrared detectors (2048x2048, four 512-column amplifiers) have 4 reference rows at the top
+and bottom and 4 reference columns at each side. Per integration and group:
+
+1. per amplifier (and per column parity when ``odd_even_columns``), the sigma-clipped mean of
+   the top and of the bottom reference rows, averaged, is subtracted from the amplifier;
+2. the running median (``side_smoothing_length`` rows, reflected at the ends) of the left and
+   right reference columns, averaged, times ``side_gain``, is subtracted row by row.
+
+Subarrays read by one output use one clipped mean of the pixels flagged REFERENCE_PIXEL (per
+column parity). MIRI (1032 columns, amplifier = column mod 4) uses its left and right reference
+columns, per row parity, on first-group-subtracted data.
+
+The statistics run on the (small) reference strips and give a few numbers per group; the
+subtraction is a per-tile broadcast that needs only the tile's global column and row offsets.
+All coordinates here are *global* full-frame coordinates in the frame where amplifiers are
+column ranges (DMS frame for detectors read along x; transposed otherwise). Flips do not change
+which pixels share an amplifier or parity, so they are not needed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+from scipy import stats
+
+from jwst_dask.dq import FLAGS
+
+__all__ = [
+    "clipped_mean",
+    "nir_amp_signals",
+    "nir_side_signal",
+    "subarray_signals",
+    "apply_nir",
+    "miri_signals",
+    "apply_miri",
+    "NIR_SIZE",
+    "AMP_WIDTH",
+]
+
+NIR_SIZE = 2048
+AMP_WIDTH = 512
+_DNU = FLAGS["DO_NOT_USE"]
+_REF = FLAGS["REFERENCE_PIXEL"]
+
+
+def clipped_mean(values: np.ndarray, dq: np.ndarray, siglimit: float = 3.0) -> float:
+    """Sigma-clipped mean (scipy.stats.sigmaclip, ``siglimit`` both sides) of the values whose
+    DQ lacks DO_NOT_USE; NaN when none is usable. Constant data: their plain mean."""
+    good = values[(dq & _DNU) == 0]
+    if good.size == 0:
+        return np.nan
+    if np.std(good, dtype=np.float64) != 0.0:
+        clipped = stats.sigmaclip(good, siglimit, siglimit)[0]
+        return clipped.mean()
+    return good.mean(dtype=np.float64)
+
+
+def _avg_none(a, b):
+    if np.isnan(a):
+        return b
+    if np.isnan(b):
+        return a
+    return 0.5 * (a + b)
+
+
+def nir_amp_signals(
+    strips: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    odd_even_columns: bool = True,
+    siglimit: float = 3.0,
+) -> np.ndarray:
+    """Top/bottom reference signal per (integration, group, amplifier, column parity).
+
+    ``strips``: up to two ``(values (nints, ngroups, rows, cols), dq (rows, cols), gx (cols,))``
+    tuples, the top and the bottom reference rows present in the data (global column indices
+    ``gx``). Returns float32 (nints, ngroups, 4, 2), parity 0 = even global column; NaN where an
+    amplifier gets no correction (no usable reference pixel for one of its parities).
+    """
+    if not strips:
+        return np.full((1, 1, 4, 2), np.nan, dtype=np.float32)
+    nints, ngroups = strips[0][0].shape[:2]
+    out = np.full((nints, ngroups, 4, 2), np.nan, dtype=np.float32)
+    for i in range(nints):
+        for g in range(ngroups):
+            for amp in range(4):
+                per_edge = []
+                for values, dq, gx in strips:
+                    sel_amp = (gx // AMP_WIDTH) == amp
+                    if odd_even_columns:
+                        pair = []
+                        for par in (0, 1):
+                            sel = sel_amp & ((gx % 2) == par)
+                            pair.append(clipped_mean(values[i, g][:, sel], dq[:, sel], siglimit))
+                        per_edge.append(pair)
+                    else:
+                        m = clipped_mean(values[i, g][:, sel_amp], dq[:, sel_amp], siglimit)
+                        per_edge.append([m, m])
+                if len(per_edge) == 1:
+                    per_edge.append([np.nan, np.nan])
+                sig = [_avg_none(per_edge[0][p], per_edge[1][p]) for p in (0, 1)]
+                if np.isnan(sig[0]) or np.isnan(sig[1]):
+                    continue
+                out[i, g, amp] = sig
+    return out
+
+
+def _tb_for_columns(tb: np.ndarray, gx: np.ndarray) -> np.ndarray:
+    """(nints, ngroups, ncols) float32 signal per column (0 where NaN)."""
+    sig = tb[:, :, np.clip(gx // AMP_WIDTH, 0, 3), gx % 2]
+    return np.where(np.isnan(sig), np.float32(0), sig).astype(np.float32)
+
+
+@njit(cache=True, nogil=True)
+def _window_medians(d, m, length):
+    nrows = d.shape[0] - length + 1
+    ncols = d.shape[1]
+    out = np.full(nrows, np.nan)
+    buf = np.empty(length * ncols, dtype=np.float32)
+    for r in range(nrows):
+        k = 0
+        for rr in range(r, r + length):
+            for c in range(ncols):
+                if m[rr, c]:
+                    buf[k] = d[rr, c]
+                    k += 1
+        if k == 0:
+            continue
+        w = np.sort(buf[:k])
+        if k % 2 == 1:
+            out[r] = w[k // 2]
+        else:
+            out[r] = (w[k // 2 - 1] + w[k // 2]) / np.float32(2.0)
+    return out
+
+
+def _running_median(data: np.ndarray, good: np.ndarray, length: int) -> np.ndarray:
+    """Median over a ``length``-row window (rows reflected at the ends, edge row not repeated)
+    of the good pixels of a (rows, cols) strip; NaN where a window has none."""
+    if length % 2 == 0:
+        length += 1
+    half = length // 2
+    nrows = data.shape[0]
+    idx = np.concatenate(
+        [np.arange(half, 0, -1), np.arange(nrows), np.arange(nrows - 2, nrows - 2 - half, -1)]
+    )
+    return _window_medians(
+        np.ascontiguousarray(data[idx], dtype=np.float32), np.ascontiguousarray(good[idx]), length
+    )
+
+
+def nir_side_signal(
+    left: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+    right: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+    gy: np.ndarray,
+    tb: np.ndarray,
+    smoothing_length: int = 11,
+    nrows_full: int = NIR_SIZE,
+) -> np.ndarray:
+    """Side reference signal per (integration, group, global row): float64 (nints, ngroups, nrows_full).
+
+    ``left``/``right``: ``(values (nints, ngroups, rows, cols), dq (rows, cols), gx (cols,))`` of
+    the side reference columns present (rows at global rows ``gy``), or None. The top/bottom
+    signal ``tb`` is removed first (as the correction does); rows of the full frame that are not
+    in the data count as unusable. Left and right running medians are averaged (one alone if the
+    other is NaN; 0 if both are).
+    """
+    sides = [s for s in (left, right) if s is not None]
+    nints, ngroups = sides[0][0].shape[:2] if sides else tb.shape[:2]
+    out = np.zeros((nints, ngroups, nrows_full))
+    for i in range(nints):
+        for g in range(ngroups):
+            meds = []
+            for values, dq, gx in sides:
+                full = np.zeros((nrows_full, len(gx)), dtype=np.float32)
+                good = np.zeros((nrows_full, len(gx)), dtype=bool)
+                corr = (
+                    values[i, g] - _tb_for_columns(tb, gx)[min(i, tb.shape[0] - 1), min(g, tb.shape[1] - 1)]
+                )
+                full[gy] = corr
+                good[gy] = (dq & _DNU) == 0
+                meds.append(_running_median(full, good, smoothing_length))
+            if not meds:
+                continue
+            a = meds[0]
+            b = meds[1] if len(meds) > 1 else np.full(nrows_full, np.nan)
+            comb = np.where(
+                np.isnan(a), np.where(np.isnan(b), 0.0, b), np.where(np.isnan(b), a, 0.5 * (a + b))
+            )
+            out[i, g] = comb
+    return out
+
+
+def subarray_signals(
+    values: np.ndarray, dq: np.ndarray, gx: np.ndarray, odd_even_columns: bool = True, siglimit: float = 3.0
+) -> np.ndarray:
+    """One-output subarray signal per (integration, group, parity): float32 (nints, ngroups, 4, 2)
+    (the same for the four amplifier slots, so :func:`apply_nir` applies it).
+
+    ``values`` (nints, ngroups, n) are candidate pixels, ``dq`` (n,) their PIXELDQ and ``gx`` (n,)
+    their global columns, in row-major order; those flagged REFERENCE_PIXEL and not DO_NOT_USE
+    are used. NaN (no correction) when there are none.
+    """
+    nints, ngroups = values.shape[:2]
+    out = np.full((nints, ngroups, 4, 2), np.nan, dtype=np.float32)
+    use = ((dq & _REF) == _REF) & ((dq & _DNU) == 0)
+    if not use.any():
+        return out
+    zero = np.zeros(int(use.sum()), dtype=np.uint32)
+    v = values[:, :, use]
+    par = gx[use] % 2
+    for i in range(nints):
+        for g in range(ngroups):
+            if odd_even_columns:
+                for p in (0, 1):
+                    sel = par == p
+                    out[i, g, :, p] = clipped_mean(v[i, g, sel], zero[sel], siglimit) if sel.any() else np.nan
+            else:
+                out[i, g, :, :] = clipped_mean(v[i, g], zero, siglimit)
+    return out
+
+
+def apply_nir(
+    sci: np.ndarray,
+    gx0: int,
+    gy0: int,
+    tb: np.ndarray,
+    side: np.ndarray | None = None,
+    side_gain: float = 1.0,
+) -> np.ndarray:
+    """Subtract the signals from a tile (nints, ngroups, ty, tx) whose first pixel is at global
+    (gy0, gx0): float32 ``sci - tb[amp, parity]`` then ``- side_gain * side[row]`` (float64 maths)."""
+    ny, nx = sci.shape[-2:]
+    gx = np.arange(gx0, gx0 + nx)
+    out = np.subtract(sci, _tb_for_columns(tb, gx)[:, :, None, :], dtype=np.float32)
+    if side is not None:
+        rows = side[:, :, gy0 : gy0 + ny, None]
+        out = (out - side_gain * rows).astype(np.float32)
+    return out
+
+
+def miri_signals(
+    left: np.ndarray,
+    left_dq: np.ndarray,
+    right: np.ndarray,
+    right_dq: np.ndarray,
+    odd_even_rows: bool = True,
+    siglimit: float = 3.0,
+) -> np.ndarray:
+    """MIRI signal per (integration, group, amplifier, row parity): float32 (nints, ngroups, 4, 2).
+
+    ``left``/``right``: the 4 left / right reference columns (nints, ngroups, 1024, 4) of the
+    first-group-subtracted data, with their DQ (1024, 4). Column k is amplifier k. Group 0 gets
+    0; from the first group with an amplifier/parity lacking usable pixels on, every later group
+    (of this and later integrations) gets 0, as the official loop stops there.
+    """
+    nints, ngroups = left.shape[:2]
+    out = np.zeros((nints, ngroups, 4, 2), dtype=np.float32)
+    for i in range(nints):
+        for g in range(1, ngroups):
+            sig = np.zeros((4, 2), dtype=np.float32)
+            for amp in range(4):
+                if odd_even_rows:
+                    vals = []
+                    for par in (0, 1):
+                        lm = clipped_mean(left[i, g, par::2, amp], left_dq[par::2, amp], siglimit)
+                        rm = clipped_mean(right[i, g, par::2, amp], right_dq[par::2, amp], siglimit)
+                        vals.append((lm, rm))
+                    if any(np.isnan(v[0]) or np.isnan(v[1]) for v in vals):
+                        return out
+                    sig[amp] = [0.5 * (lm + rm) for lm, rm in vals]
+                else:
+                    lm = clipped_mean(left[i, g, :, amp], left_dq[:, amp], siglimit)
+                    rm = clipped_mean(right[i, g, :, amp], right_dq[:, amp], siglimit)
+                    if np.isnan(lm) or np.isnan(rm):
+                        return out
+                    sig[amp] = 0.5 * (lm + rm)
+            out[i, g] = sig
+    return out
+
+
+def first_group_subtracted(sci: np.ndarray) -> np.ndarray:
+    """float32 ``sci - sci[:, :1]`` computed in float64, as the MIRI correction does."""
+    return (sci.astype(np.float64) - sci[:, :1].astype(np.float64)).astype(np.float32)
+
+
+def apply_miri(sci: np.ndarray, gx0: int, gy0: int, sig: np.ndarray) -> np.ndarray:
+    """MIRI tile correction: subtract group 0, subtract ``sig[amp = x mod 4, row parity]``, add
+    group 0 back (float64 sums stored as float32)."""
+    ny, nx = sci.shape[-2:]
+    gx = np.arange(gx0, gx0 + nx)
+    gy = np.arange(gy0, gy0 + ny)
+    per_pix = sig[:, :, (gx % 4)[None, :], (gy % 2)[:, None]]  # (nints, ngroups, ny, nx)
+    diff = first_group_subtracted(sci)
+    diff = diff - per_pix
+    return (diff.astype(np.float64) + sci[:, :1].astype(np.float64)).astype(np.float32)

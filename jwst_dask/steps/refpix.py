@@ -1,0 +1,232 @@
+"""refpix: remove bias drifts measured in the reference pixels (NIR and MIRI).
+
+Two passes, both lazy: (a) the reference statistics, computed from the reference strips only
+(the top/bottom rows and side columns of the frame, a small part of the graph) into a few numbers
+per integration and group; (b) a broadcast subtraction on every tile, which needs only the
+tile's global row and column offsets to know its amplifier and column/row parity.
+"""
+
+from __future__ import annotations
+
+import dask
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from jwst_dask.kernels import refpix as kern
+from jwst_dask.steps.base import Step
+from jwst_dask.steps.ramp_model import subarray_origin
+
+__all__ = ["RefPixStep"]
+
+_NREF = 4
+_MIRI_SHAPE = (1024, 1032)
+
+
+def _rows(lo: int, hi: int, start: int, size: int) -> slice | None:
+    """Local slice of global rows [lo, hi) within [start, start+size), or None."""
+    a, b = max(lo, start), min(hi, start + size)
+    return slice(a - start, b - start) if b > a else None
+
+
+def _nir_strips_tb(sci, pdq, y0, x0, ny, nx):
+    strips = []
+    gx = np.arange(x0, x0 + nx)
+    for lo, hi in ((kern.NIR_SIZE - _NREF, kern.NIR_SIZE), (0, _NREF)):
+        s = _rows(lo, hi, y0, ny)
+        if s is not None:
+            strips.append((sci[:, :, s, :], pdq[s, :], gx))
+    return strips
+
+
+def _nir_strips_side(sci, pdq, y0, x0, ny, nx):
+    out = []
+    for lo, hi in ((0, _NREF), (kern.NIR_SIZE - _NREF, kern.NIR_SIZE)):
+        s = _rows(lo, hi, x0, nx)
+        out.append(None if s is None else (sci[:, :, :, s], pdq[:, s], np.arange(x0 + s.start, x0 + s.stop)))
+    return out
+
+
+def _subarray_candidates(values, dq, gy, gx, odd_even_columns, siglimit):
+    order = np.lexsort((gx, gy))
+    return kern.subarray_signals(values[:, :, order], dq[order], gx[order], odd_even_columns, siglimit)
+
+
+def _border(sci, pdq, y0, x0, ny, nx):
+    """Values (nints, ngroups, n), dq (n,), gy, gx of the 4-pixel border of the data."""
+    yy, xx = np.mgrid[0:ny, 0:nx]
+    border = (yy < _NREF) | (yy >= ny - _NREF) | (xx < _NREF) | (xx >= nx - _NREF)
+    parts_v, parts_d, parts_y, parts_x = [], [], [], []
+    for rs, cs in (
+        (slice(0, min(_NREF, ny)), slice(0, nx)),
+        (slice(max(ny - _NREF, _NREF), ny), slice(0, nx)),
+        (slice(_NREF, max(ny - _NREF, _NREF)), slice(0, min(_NREF, nx))),
+        (slice(_NREF, max(ny - _NREF, _NREF)), slice(max(nx - _NREF, _NREF), nx)),
+    ):
+        sub = border[rs, cs]
+        if sub.size == 0:
+            continue
+        v = sci[:, :, rs, cs]
+        parts_v.append(v.reshape(v.shape[0], v.shape[1], -1))
+        parts_d.append(pdq[rs, cs].reshape(-1))
+        parts_y.append((yy[rs, cs] + y0).ravel())
+        parts_x.append((xx[rs, cs] + x0).ravel())
+    return (
+        da.concatenate(parts_v, axis=2),
+        da.concatenate(parts_d),
+        np.concatenate(parts_y),
+        np.concatenate(parts_x),
+    )
+
+
+def _apply_nir_block(sci, gy, gx, tb, side, *, side_gain):
+    return kern.apply_nir(sci, int(gx[0]), int(gy[0]), tb, side if side.size else None, side_gain)
+
+
+def _apply_miri_block(sci, gy, gx, sig):
+    return kern.apply_miri(sci, int(gx[0]), int(gy[0]), sig)
+
+
+def _miri_signals(left, left_dq, right, right_dq, odd_even_rows, siglimit):
+    return kern.miri_signals(
+        kern.first_group_subtracted(left),
+        left_dq,
+        kern.first_group_subtracted(right),
+        right_dq,
+        odd_even_rows,
+        siglimit,
+    )
+
+
+class RefPixStep(Step):
+    """Subtract the reference-pixel bias drift per amplifier and parity, and the side-pixel
+    running median per row (NIR); MIRI left/right reference columns per row parity."""
+
+    class_alias = "refpix"
+    spec = """
+        odd_even_columns = boolean(default=True)  # separate signals for even and odd columns (NIR)
+        use_side_ref_pixels = boolean(default=True)  # subtract the side reference signal per row (NIR)
+        side_smoothing_length = integer(default=11)  # running-median window of the side signal (rows)
+        side_gain = float(default=1.0)  # factor applied to the side signal before subtracting
+        odd_even_rows = boolean(default=True)  # separate signals for even and odd rows (MIRI)
+        ovr_corr_mitigation_ftr = float(default=3.0)  # IRS2 only (not implemented)
+        preserve_irs2_refpix = boolean(default=False)  # IRS2 only (not implemented)
+        irs2_mean_subtraction = boolean(default=False)  # IRS2 only (not implemented)
+        refpix_algorithm = option("median", "sirs", default="median")  # side-pixel algorithm (no sirs yet)
+        sigreject = float(default=4.0)  # sirs only
+        gaussmooth = float(default=1.0)  # sirs only
+        halfwidth = integer(default=30)  # sirs only
+        siglimit = float(default=3.0)  # sigma-clipping limit of the reference means
+    """
+    reference_file_types = ()
+
+    def process(self, ds: xr.Dataset) -> xr.Dataset:
+        meta = ds.jwst.meta
+        instrument = str(meta.get_path("instrument.name") or "").upper()
+        ny, nx = ds.sizes["y"], ds.sizes["x"]
+        y0, x0 = subarray_origin(ds)
+        if "IRS2" in str(meta.get_path("exposure.readpatt") or "").upper():
+            self.log.warning("IRS2 readout: reference-pixel correction not implemented; step skipped")
+            return ds.jwst.set_cal_step("refpix", "SKIPPED")
+        if instrument == "MIRI":
+            if (ny, nx) != _MIRI_SHAPE:
+                self.log.warning("Refpix correction skipped for MIRI subarrays")
+                return ds.jwst.set_cal_step("refpix", "SKIPPED")
+            return self._miri(ds)
+        if y0 < 0 or x0 < 0 or y0 + ny > kern.NIR_SIZE or x0 + nx > kern.NIR_SIZE:
+            self.log.warning("Subarray doesn't fit in full-sized array; step skipped")
+            return ds.jwst.set_cal_step("refpix", "SKIPPED")
+        if self.refpix_algorithm == "sirs":
+            self.log.warning("SIRS side-pixel algorithm not implemented; using the running median")
+        transpose = abs(int(meta.get_path("subarray.fastaxis") or 1)) == 2
+        out = ds.copy()
+        out["SCI"] = ds["SCI"].copy(data=self._nir(ds["SCI"].data, ds, transpose))
+        if "ZEROFRAME" in ds:
+            z = ds["ZEROFRAME"].data
+            corr = self._nir(z[:, None], ds, transpose)[:, 0]
+            out["ZEROFRAME"] = ds["ZEROFRAME"].copy(data=da.where(z == 0, np.float32(0), corr))
+        return out.jwst.set_cal_step("refpix")
+
+    # ------------------------------------------------------------------------------ NIR
+    def _nir(self, sci: da.Array, ds: xr.Dataset, transpose: bool) -> da.Array:
+        pdq = ds["PIXELDQ"].data
+        y0, x0 = subarray_origin(ds)
+        if transpose:
+            sci, pdq, (y0, x0) = sci.transpose(0, 1, 3, 2), pdq.T, (x0, y0)
+        nints, ngroups, ny, nx = sci.shape
+        subarray = (ny, nx) != (kern.NIR_SIZE, kern.NIR_SIZE)
+        noutputs = ds.jwst.meta.get_path("exposure.noutputs")
+        one_output = subarray and noutputs is not None and int(noutputs) == 1
+        side = None
+        if one_output:
+            values, dq, gy, gx = _border(sci, pdq, y0, x0, ny, nx)
+            tb = dask.delayed(_subarray_candidates)(
+                values, dq, gy, gx, bool(self.odd_even_columns), float(self.siglimit)
+            )
+        else:
+            strips = _nir_strips_tb(sci, pdq, y0, x0, ny, nx)
+            tb = dask.delayed(kern.nir_amp_signals)(strips, bool(self.odd_even_columns), float(self.siglimit))
+            if self.use_side_ref_pixels:
+                left, right = _nir_strips_side(sci, pdq, y0, x0, ny, nx)
+                if left is not None or right is not None:
+                    side = dask.delayed(kern.nir_side_signal)(
+                        left, right, np.arange(y0, y0 + ny), tb, int(self.side_smoothing_length)
+                    )
+        tb_arr = da.from_delayed(tb, (nints, ngroups, 4, 2), dtype=np.float32)
+        if side is not None:
+            side_arr = da.from_delayed(side, (nints, ngroups, kern.NIR_SIZE), dtype=np.float64)
+        else:
+            side_arr = da.zeros((0,), dtype=np.float64, chunks=1)
+        gy_arr = da.arange(y0, y0 + ny, chunks=(sci.chunks[2],))
+        gx_arr = da.arange(x0, x0 + nx, chunks=(sci.chunks[3],))
+        out = da.blockwise(
+            _apply_nir_block,
+            "igyx",
+            sci,
+            "igyx",
+            gy_arr,
+            "y",
+            gx_arr,
+            "x",
+            tb_arr,
+            "igap",
+            side_arr,
+            "r" if side is None else "igr",
+            dtype=np.float32,
+            concatenate=True,
+            side_gain=float(self.side_gain),
+        )
+        return out.transpose(0, 1, 3, 2) if transpose else out
+
+    # ----------------------------------------------------------------------------- MIRI
+    def _miri(self, ds: xr.Dataset) -> xr.Dataset:
+        sci, pdq = ds["SCI"].data, ds["PIXELDQ"].data
+        nints, ngroups, ny, nx = sci.shape
+        sig = dask.delayed(_miri_signals)(
+            sci[:, :, :, 0:_NREF],
+            pdq[:, 0:_NREF],
+            sci[:, :, :, nx - _NREF : nx],
+            pdq[:, nx - _NREF : nx],
+            bool(self.odd_even_rows),
+            float(self.siglimit),
+        )
+        sig_arr = da.from_delayed(sig, (nints, ngroups, 4, 2), dtype=np.float32)
+        gy_arr = da.arange(0, ny, chunks=(sci.chunks[2],))
+        gx_arr = da.arange(0, nx, chunks=(sci.chunks[3],))
+        new = da.blockwise(
+            _apply_miri_block,
+            "igyx",
+            sci,
+            "igyx",
+            gy_arr,
+            "y",
+            gx_arr,
+            "x",
+            sig_arr,
+            "igap",
+            dtype=np.float32,
+            concatenate=True,
+        )
+        out = ds.copy()
+        out["SCI"] = ds["SCI"].copy(data=new)
+        return out.jwst.set_cal_step("refpix")

@@ -1,0 +1,95 @@
+"""get_client (address, dask config, embedded LocalCluster), compute with a progress bar, and the
+toy pipeline and CLI run on a real distributed cluster."""
+
+from __future__ import annotations
+
+import os
+
+import dask
+import numpy as np
+import pytest
+from test_framework_toys import ToyPipeline, make_ramp
+
+import jwst_dask.refs
+from jwst_dask import cluster
+from jwst_dask.cli import main
+from jwst_dask.errors import JwstDaskError
+from jwst_dask.io import open_product, write_product
+
+
+@pytest.fixture(autouse=True)
+def no_crds(monkeypatch):
+    monkeypatch.setattr(jwst_dask.refs, "best_references", lambda meta, r: dict.fromkeys(r, "N/A"))
+
+
+def test_get_client_by_address_runs_on_the_workers(cluster_client):
+    client = cluster.get_client(cluster_client.scheduler.address)
+    try:
+        assert len(client.scheduler_info()["workers"]) == 2
+        (pid,) = cluster.compute(dask.delayed(os.getpid)(), progress=False)
+        assert pid != os.getpid()  # computed in a worker process
+    finally:
+        client.close()
+
+
+def test_unreachable_scheduler_is_one_clear_error():
+    with (
+        dask.config.set({"jwst_dask.connect_timeout": "1s"}),
+        pytest.raises(JwstDaskError, match=r"127\.0\.0\.1:9"),
+    ):
+        cluster.get_client("tcp://127.0.0.1:9")
+
+
+def test_cluster_from_dask_config():
+    conf = {
+        "class": "distributed.LocalCluster",
+        "kwargs": {"n_workers": 1, "threads_per_worker": 1, "processes": False, "dashboard_address": None},
+    }
+    try:
+        with dask.config.set({"jwst_dask.cluster": conf}):
+            client = cluster.get_client()
+            assert type(client.cluster).__name__ == "LocalCluster"
+            assert len(client.scheduler_info()["workers"]) == 1
+            assert cluster.get_client() is client  # created once, reused
+            assert cluster.compute(dask.array.ones(10, chunks=5).sum(), progress=False) == (10.0,)
+        with dask.config.set({"jwst_dask.cluster": {"class": "no_such_module.Cluster"}}):
+            with pytest.raises(JwstDaskError, match=r"no_such_module\.Cluster"):
+                cluster.get_client()
+    finally:
+        cluster.close_local_cluster()
+
+
+def test_embedded_local_cluster_is_created_once():
+    try:
+        client = cluster.get_client(workers=1, threads_per_worker=1, processes=False)
+        assert cluster.get_client(workers=1, threads_per_worker=1, processes=False) is client
+        assert client.scheduler.address.startswith(("tcp://127.0.0.1", "inproc://"))
+        assert len(client.scheduler_info()["workers"]) == 1
+    finally:
+        cluster.close_local_cluster()
+
+
+def test_compute_shows_a_progress_bar_on_the_local_scheduler(capsys):
+    with dask.config.set(scheduler="threads"):
+        (total,) = cluster.compute(dask.array.arange(100, chunks=10).sum(), progress=True)
+    assert total == 4950
+    assert "100% Completed" in capsys.readouterr().err
+
+
+def test_toy_pipeline_saves_on_the_cluster(cluster_client, tmp_path):
+    ds, sci = make_ramp()
+    with dask.config.set(scheduler="dask.distributed"):
+        cluster_client.as_current()
+        ToyPipeline.call(ds, output_dir=str(tmp_path))
+    ints = ((sci + 1.0) * 3.0).mean(axis=1) * 0.5
+    np.testing.assert_allclose(open_product(tmp_path / "toy_rateints.fits")["SCI"].values, ints, rtol=1e-6)
+
+
+def test_cli_with_scheduler_address(cluster_client, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    ds, sci = make_ramp()
+    write_product(ds, tmp_path / "jw02_nrca1_uncal.fits")
+    address = cluster_client.scheduler.address
+    status = main(["run", "test_framework_toys.ScaleStep", "jw02_nrca1_uncal.fits", "--scheduler", address])
+    assert status == 0
+    np.testing.assert_allclose(open_product(tmp_path / "jw02_nrca1_toy_scale.fits")["SCI"].values, sci * 2.0)

@@ -1,0 +1,107 @@
+"""JumpStep against the official jwst 3.0 JumpStep (parameter translation included).
+
+Needs the official pipeline in its own environment: set ``JWST_OFFICIAL_PYTHON`` to its
+interpreter. The official step runs offline with overridden GAIN/READNOISE references.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_jump_kernel import make_ramps
+from test_jump_step import make_step, ramp_dataset, run
+
+from jwst_dask.dq import FLAGS
+
+OFFICIAL = os.environ.get("JWST_OFFICIAL_PYTHON", "")
+
+pytestmark = [
+    pytest.mark.official,
+    pytest.mark.skipif(not OFFICIAL or not Path(OFFICIAL).exists(), reason="JWST_OFFICIAL_PYTHON not set"),
+]
+
+SCRIPT = r"""
+import json, os, sys, tempfile
+from pathlib import Path
+root = Path(tempfile.mkdtemp(prefix="crds_"))
+cfg = root / "config" / "jwst"
+cfg.mkdir(parents=True)
+(cfg / "server_config").write_text(repr({
+    "observatory": "jwst", "latest_context": "jwst_0001.pmap", "operational_context": "jwst_0001.pmap",
+    "bad_files_list": [], "force_remote_mode": False, "last_synced": "2024-01-01 00:00:00"}))
+os.environ.update(CRDS_PATH=str(root), CRDS_MODE="local", CRDS_CONTEXT="jwst_0001.pmap",
+                  CRDS_SERVER_URL="https://jwst-serverless-mode.stsci.edu", CRDS_READONLY_CACHE="1",
+                  STPIPE_DISABLE_CRDS_STEPPARS="true")
+import numpy as np
+from stdatamodels.jwst import datamodels
+from jwst.jump import JumpStep
+inp, out, params = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+d = np.load(inp)
+ny, nx = d["gain"].shape
+def meta(m):
+    m.meta.instrument.name = "NIRCAM"
+    m.meta.instrument.detector = "NRCA1"
+    m.meta.subarray.name = "FULL"
+    m.meta.subarray.xstart, m.meta.subarray.ystart = 1, 1
+    m.meta.subarray.xsize, m.meta.subarray.ysize = nx, ny
+ramp = datamodels.RampModel(data=d["data"], groupdq=d["gdq"], pixeldq=d["pdq"])
+meta(ramp)
+e = ramp.meta.exposure
+e.nframes, e.group_time = 1, float(d["group_time"])
+e.nints, e.ngroups = d["data"].shape[:2]
+e.type, e.readpatt = "NRC_IMAGE", "RAPID"
+refs = {"gain": datamodels.GainModel(data=d["gain"]), "rn": datamodels.ReadnoiseModel(data=d["rn"])}
+for name, model in refs.items():
+    meta(model)
+    model.save(str(root / f"{name}.fits"))
+over = {"override_gain": str(root / "gain.fits"), "override_readnoise": str(root / "rn.fits")}
+res = JumpStep.call(ramp, **over, **params)
+np.savez(out, gdq=res.groupdq, pdq=res.pixeldq)
+"""
+
+
+def official_jump(tmp_path, data, gdq, pdq, gain, rn, group_time, params):
+    np.savez(tmp_path / "in.npz", data=data, gdq=gdq, pdq=pdq, gain=gain, rn=rn, group_time=group_time)
+    (tmp_path / "run.py").write_text(SCRIPT)
+    cmd = [
+        OFFICIAL,
+        str(tmp_path / "run.py"),
+        str(tmp_path / "in.npz"),
+        str(tmp_path / "out.npz"),
+        json.dumps(params),
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    res = np.load(tmp_path / "out.npz")
+    return res["gdq"], res["pdq"]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {
+            "after_jump_flag_dn1": 50.0,
+            "after_jump_flag_time1": 25.0,
+            "after_jump_flag_dn2": 1000.0,
+            "after_jump_flag_time2": 60.0,
+            "min_jump_to_flag_neighbors": 5.0,
+            "max_jump_to_flag_neighbors": 200.0,
+        },
+        {"expand_large_events": True, "rejection_threshold": 5.0},
+    ],
+)
+def test_step_matches_official(tmp_path, params):
+    data, gdq, pdq, gain, rn = make_ramps(61, 2, 6, 48, 48, cr_fraction=0.05, sat_fraction=0.0)
+    yy, xx = np.mgrid[:48, :48]
+    data[0, 3:, (yy - 24) ** 2 + (xx - 22) ** 2 <= 30] += 3000.0  # a snowball with a saturated core
+    gdq[0, 3:, (yy - 24) ** 2 + (xx - 22) ** 2 <= 4] |= FLAGS["SATURATED"]
+    g_ref, p_ref = official_jump(tmp_path, data, gdq, pdq, gain, rn, 10.0, params)
+    _, g, p = run(make_step(gain, rn, min_diffs_single_pass=10, **params), ramp_dataset(data, gdq, pdq, 16))
+    np.testing.assert_array_equal(g, g_ref)
+    np.testing.assert_array_equal(p, p_ref)

@@ -1,0 +1,151 @@
+"""JumpStep wiring: tiles give the whole-frame result, parameters, metadata, skips."""
+
+from __future__ import annotations
+
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+import xarray as xr
+from test_jump_kernel import make_ramps, run_stcal
+
+import jwst_dask  # noqa: F401  (registers the ds.jwst accessor)
+from jwst_dask.dq import FLAGS
+from jwst_dask.kernels import jump as jk
+from jwst_dask.steps.jump import JumpStep
+
+JUMP = FLAGS["JUMP_DET"]
+
+
+def ramp_dataset(data, gdq, pdq, tile, nframes=1, group_time=10.0):
+    chunks = (data.shape[0], data.shape[1], tile, tile)
+    ds = xr.Dataset(
+        {
+            "SCI": (("integration", "group", "y", "x"), da.from_array(data, chunks=chunks)),
+            "GROUPDQ": (("integration", "group", "y", "x"), da.from_array(gdq, chunks=chunks)),
+            "PIXELDQ": (("y", "x"), da.from_array(pdq, chunks=(tile, tile))),
+        }
+    )
+    ds.attrs["meta"] = {"exposure": {"nframes": nframes, "group_time": group_time, "ngroups": data.shape[1]}}
+    ds.attrs["model_type"] = "RampModel"
+    ds.attrs["product"] = "ramp"
+    return ds
+
+
+def make_step(gain, rn, **params):
+    step = JumpStep(**params)
+    refs = {
+        "gain": xr.Dataset({"SCI": (("y", "x"), gain)}),
+        "readnoise": xr.Dataset({"SCI": (("y", "x"), rn)}),
+    }
+    step.get_reference_dataset = lambda ds, reftype: refs[reftype]
+    return step
+
+
+def run(step, ds):
+    out = step.process(ds)
+    with dask.config.set(scheduler="threads", num_workers=2):
+        return out, out["GROUPDQ"].values, out["PIXELDQ"].values
+
+
+@pytest.mark.parametrize("nints", [1, 2])
+def test_tiles_equal_whole_frame_and_stcal(nints):
+    data, gdq, pdq, gain, rn = make_ramps(30 + nints, nints, 7, 40, 40, cr_fraction=0.3)
+    g_ref, p_ref = run_stcal(data, gdq, pdq, gain, rn)
+    results = []
+    for tile in (8, 16, 40):
+        out, g, p = run(make_step(gain, rn), ramp_dataset(data, gdq, pdq, tile))
+        results.append(g)
+        np.testing.assert_array_equal(g, g_ref)
+        np.testing.assert_array_equal(p, p_ref)
+        assert out["GROUPDQ"].dtype == np.uint8
+        assert out.attrs["meta"]["cal_step"]["jump"] == "COMPLETE"
+    # neighbour flags cross tile edges: some jump flags sit on a tile border of the 8-px tiling
+    border = np.zeros((40, 40), bool)
+    border[7::8, :] = border[8::8, :] = border[:, 7::8] = border[:, 8::8] = True
+    assert np.count_nonzero((results[0] & JUMP).any(axis=(0, 1)) & border) > 10
+
+
+def test_after_jump_and_dnu_groups_through_step():
+    data, gdq, pdq, gain, rn = make_ramps(41, 2, 10, 24, 24)
+    gdq[:, 0] |= FLAGS["DO_NOT_USE"]  # a frame-wide DO_NOT_USE group: the lazy table path
+    g_ref, _ = run_stcal(
+        data,
+        gdq,
+        pdq,
+        gain,
+        rn,
+        after_jump_flag_dn1=50.0,
+        after_jump_flag_n1=2,
+        after_jump_flag_dn2=1000.0,
+        after_jump_flag_n2=5,
+    )
+    step = make_step(
+        gain,
+        rn,
+        after_jump_flag_dn1=50.0,
+        after_jump_flag_time1=25.0,
+        after_jump_flag_dn2=1000.0,
+        after_jump_flag_time2=50.0,
+    )
+    _, g, _ = run(step, ramp_dataset(data, gdq, pdq, 8, group_time=10.0))
+    np.testing.assert_array_equal(g, g_ref)
+
+
+def test_sigma_clip_through_step():
+    data, gdq, pdq, gain, rn = make_ramps(43, 12, 4, 16, 16, cr_fraction=2.0)
+    g_ref, _ = run_stcal(data, gdq, pdq, gain, rn, minimum_sigclip_groups=10)
+    _, g, _ = run(make_step(gain, rn, minimum_sigclip_groups=10), ramp_dataset(data, gdq, pdq, 8))
+    np.testing.assert_array_equal(g, g_ref)
+
+
+def test_skips_and_parameters():
+    data, gdq, pdq, gain, rn = make_ramps(45, 1, 2, 8, 8)
+    out = make_step(gain, rn).process(ramp_dataset(data, gdq, pdq, 8))
+    assert out.attrs["meta"]["cal_step"]["jump"] == "SKIPPED"
+    step = JumpStep()
+    assert step.rejection_threshold == 4.0
+    assert step.max_jump_to_flag_neighbors == 1000.0
+    assert step.maximum_cores == "1"
+    assert step.expand_large_events is False and step.find_showers is False
+    assert JumpStep.reference_file_types == ("gain", "readnoise")
+    assert JumpStep.class_alias == "jump"
+
+
+def test_after_jump_needs_group_time():
+    from jwst_dask.errors import ParameterError
+
+    data, gdq, pdq, gain, rn = make_ramps(47, 1, 5, 8, 8)
+    ds = ramp_dataset(data, gdq, pdq, 8)
+    del ds.attrs["meta"]["exposure"]["group_time"]
+    with pytest.raises(ParameterError, match="group_time"):
+        make_step(gain, rn, after_jump_flag_time1=10.0).process(ds)
+
+
+def test_kernel_mode_constants_distinct():
+    assert len({jk.MODE_ITERATIVE, jk.MODE_SINGLE_PASS, jk.MODE_SKIP, jk.MODE_SIGMA_CLIP}) == 4
+
+
+def test_snowballs_through_step():
+    data, gdq, pdq, gain, rn = make_ramps(49, 2, 6, 64, 64, cr_fraction=0.02, sat_fraction=0.0)
+    yy, xx = np.mgrid[:64, :64]
+    event = (yy - 32) ** 2 + (xx - 30) ** 2 <= 36
+    core = (yy - 32) ** 2 + (xx - 30) ** 2 <= 4
+    data[0, 3:, event] += 3000.0
+    gdq[0, 3:, core] |= FLAGS["SATURATED"]
+    g_ref, _ = run_stcal(
+        data,
+        gdq,
+        pdq,
+        gain,
+        rn,
+        expand_large_events=True,
+        min_jump_area=5.0,
+        sat_expand=4,
+        max_extended_width=400,
+        persist_grps_flagged=400,
+    )
+    _, g, _ = run(make_step(gain, rn, expand_large_events=True), ramp_dataset(data, gdq, pdq, 16))
+    np.testing.assert_array_equal(g, g_ref)
+    plain, _ = run_stcal(data, gdq, pdq, gain, rn)
+    assert np.count_nonzero(g & JUMP) > np.count_nonzero(plain & JUMP) + 50
