@@ -63,6 +63,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=2048)
     parser.add_argument("--ngroups", type=int, default=10)
     parser.add_argument("--stcal-rows", type=int, default=256, help="rows fitted by stcal (0: skip)")
+    parser.add_argument("--tile", type=int, default=512, help="Dask tile size for the tiled run (0: skip)")
     args = parser.parse_args()
     data, gdq, pdq, gain, rn = make_ramp(args.size, args.ngroups)
     kw = {"frame_time": TGROUP, "group_time": TGROUP, "nframes": 1}
@@ -78,6 +79,24 @@ def main() -> None:
             f"jwst-dask kernel ({variant}) {args.size}x{args.size}x{args.ngroups}: "
             f"wall {wall:.2f} s, cpu {cpu:.2f} s"
         )
+    if args.tile:
+        import dask
+        import dask.array as da
+
+        from jwst_dask.steps.ramp_fit import fit_tiles
+
+        t = args.tile
+        arrays = fit_tiles(
+            da.from_array(data, chunks=(1, args.ngroups, t, t)),
+            da.from_array(gdq, chunks=(1, args.ngroups, t, t)),
+            da.from_array(pdq, chunks=(t, t)),
+            da.from_array(gain, chunks=(t, t)),
+            da.from_array(rn, chunks=(t, t)),
+            **kw,
+        )
+        with dask.config.set(scheduler="threads"):
+            _, wall, cpu = timed(lambda: dask.compute(arrays))
+        print(f"tiled with Dask threads ({t}x{t} tiles, rate + rateints): wall {wall:.2f} s, cpu {cpu:.2f} s")
     if args.stcal_rows:
         rows = min(args.stcal_rows, args.size)
         sl = np.s_[:, :, :rows, :]

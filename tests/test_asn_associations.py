@@ -110,6 +110,19 @@ def test_asn_from_list_level2(tmp_path):
         ]
 
 
+def test_background_members(tmp_path):
+    files = mosaic(tmp_path, 2)
+    asn = asn_from_list(files, rule="DMSLevel2bBase", background=["bkg1_rate.fits", "bkg2_rate.fits"])
+    for product, file in zip(asn["products"], files):
+        assert [(m["expname"], m["exptype"]) for m in product["members"]] == [
+            (str(file), "science"),
+            ("bkg1_rate.fits", "background"),
+            ("bkg2_rate.fits", "background"),
+        ]
+    l3 = asn_from_list(files, product_name="l3", background=["bkg_cal.fits"])
+    assert [m["exptype"] for m in l3["products"][0]["members"]] == ["science", "science", "background"]
+
+
 def test_asn_from_list_level3_named_by_rules(tmp_path):
     files = mosaic(tmp_path, 4)
     asn = asn_from_list(files)

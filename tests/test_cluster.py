@@ -8,6 +8,7 @@ import os
 import dask
 import numpy as np
 import pytest
+import test_framework_toys as toys
 from test_framework_toys import ToyPipeline, make_ramp
 
 import jwst_dask.refs
@@ -78,9 +79,10 @@ def test_compute_shows_a_progress_bar_on_the_local_scheduler(capsys):
 
 def test_toy_pipeline_saves_on_the_cluster(cluster_client, tmp_path):
     ds, sci = make_ramp()
-    with dask.config.set(scheduler="dask.distributed"):
-        cluster_client.as_current()
+    toys.CALLS.clear()
+    with dask.config.set(scheduler="dask.distributed"), cluster_client.as_current():
         ToyPipeline.call(ds, output_dir=str(tmp_path))
+    assert toys.CALLS["toy_add"] == 0  # the kernels ran in the worker processes, not here
     ints = ((sci + 1.0) * 3.0).mean(axis=1) * 0.5
     np.testing.assert_allclose(open_product(tmp_path / "toy_rateints.fits")["SCI"].values, ints, rtol=1e-6)
 

@@ -185,3 +185,32 @@ def test_unknown_parameter_in_file_is_reported(tmp_path):
     )
     with pytest.raises(ParameterError, match="valu"):
         ScaleStep(config_file=path)
+
+
+def test_official_parameter_files_tolerate_newer_jwst_entries(tmp_path, caplog):
+    pars = {
+        "class": "jwst.toy.ToyPipeline",
+        "name": "ToyPipeline",
+        "parameters": {"save_scaled": True, "new_in_jwst3": 1},
+        "steps": {
+            "toy_scale": {"factor": 6.0, "new_param": "x", "enabled_flags": None},
+            "clean_flicker_noise": {"skip": True},
+        },
+    }
+    path = write_parameter_file(tmp_path / "official.asdf", pars)
+    pipe = ToyPipeline(config_file=path)
+    assert pipe.save_scaled is True and pipe.toy_scale.factor == 6.0
+    assert pipe.toy_scale.enabled_flags is True  # a value of another type is dropped, not applied
+    # the same entries in one of our own files are errors
+    pars["class"] = "test_framework_toys.ToyPipeline"
+    with pytest.raises(ParameterError, match="new_in_jwst3"):
+        ToyPipeline(config_file=write_parameter_file(tmp_path / "ours.asdf", pars))
+    del pars["parameters"]["new_in_jwst3"]
+    pars["steps"]["toy_scale"] = {"factor": 6.0}
+    with pytest.raises(ParameterError, match="clean_flicker_noise"):
+        ToyPipeline(config_file=write_parameter_file(tmp_path / "ours2.asdf", pars))
+    # an unknown step that is not switched off is an error even in an official file
+    pars["class"] = "jwst.toy.ToyPipeline"
+    pars["steps"]["clean_flicker_noise"]["skip"] = False
+    with pytest.raises(ParameterError, match="clean_flicker_noise"):
+        ToyPipeline(config_file=write_parameter_file(tmp_path / "official2.asdf", pars))

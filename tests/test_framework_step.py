@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import dask
 import dask.array as da
 import numpy as np
 import pytest
@@ -13,6 +14,13 @@ from test_framework_toys import AddStep, ScaleStep, SplitStep, make_ramp
 import jwst_dask.refs
 from jwst_dask.errors import InputFileError, ParameterError, ReferenceFileError
 from jwst_dask.io import open_product, write_product
+
+
+@pytest.fixture(autouse=True)
+def local_scheduler():
+    """Compute in this process even when a distributed client exists."""
+    with dask.config.set(scheduler="threads"):
+        yield
 
 
 @pytest.fixture
@@ -123,6 +131,9 @@ def test_hooks_callables_step_classes_and_import_paths():
     assert seen == ["toy_uncal.fits"]
     # scale by 2, then +1000 (import-path hook), then the ScaleStep hook's default factor 2
     np.testing.assert_allclose(out["SCI"].values, (sci * 2 + 1000) * 2)
+    # a pre-hook that returns a product replaces the input
+    out = ScaleStep.call(ds, factor=3.0, pre_hooks=[_bump])
+    np.testing.assert_allclose(out["SCI"].values, (sci + 1000) * 3)
 
 
 def test_bad_hook_is_a_parameter_error():

@@ -81,3 +81,20 @@ def test_applies_to_each_product_of_a_dict():
     out = step_with_ref(None).run({"rate": rate, "rateints": rints})
     np.testing.assert_array_equal(out["rate"]["ERR"].values, rate["ERR"].values * np.float32(2.0))
     np.testing.assert_array_equal(out["rateints"]["SCI"].values, rints["SCI"].values * np.float32(2.0))
+
+
+def test_gainfact_read_from_a_gain_reference_file(tmp_path):
+    from astropy.io import fits
+
+    from jwst_dask.refs import open_reference
+    from jwst_dask.steps.ramp_fit import gain_factor_of
+
+    path = tmp_path / "gain.fits"
+    primary = fits.PrimaryHDU()
+    primary.header["REFTYPE"] = "GAIN"
+    primary.header["GAINFACT"] = 2.5
+    fits.HDUList([primary, fits.ImageHDU(np.ones((8, 8), np.float32), name="SCI")]).writeto(path)
+    assert gain_factor_of(open_reference(path)) == 2.5
+    ds = product(("y", "x"), (8, 8))
+    out = step_with_ref(open_reference(path)).run(ds)
+    np.testing.assert_array_equal(out["ERR"].values, ds["ERR"].values * np.float32(2.5))

@@ -273,3 +273,25 @@ def test_roundtrip_ours_keeps_extra_fits(tmp_path):
         assert hdul["SCI"].header["SCIKEY"] == 7
         np.testing.assert_array_equal(hdul["SCI"].data, truth["SCI"])
         np.testing.assert_array_equal(hdul["DQ"].data, truth["DQ"])
+
+
+def test_miri_refout_both_directions(tmp_path):
+    rng = np.random.default_rng(9)
+    sci = rng.integers(0, 65535, (NINTS, NGROUPS, NY, NX), endpoint=True).astype(np.uint16)
+    refout = rng.integers(0, 65535, (NINTS, NGROUPS, NY, NX // 4), endpoint=True).astype(np.uint16)
+    model = dm.Level1bModel(data=sci, refout=refout)
+    model.meta.instrument.name, model.meta.instrument.detector = "MIRI", "MIRIMAGE"
+    model.meta.exposure.type, model.meta.exposure.ngroups, model.meta.exposure.nints = "MIR_IMAGE", 3, 2
+    path = tmp_path / "m_uncal.fits"
+    model.save(str(path))
+
+    ds = jwst_dask.open(path)
+    assert ds.REFOUT.dims == ("integration", "group", "y", "x_refout")
+    np.testing.assert_array_equal(ds.REFOUT.values, refout)
+
+    out = tmp_path / "m2_uncal.fits"
+    ds.jwst.write(out)
+    with dm.open(str(out)) as back:
+        back.validate()
+        np.testing.assert_array_equal(back.refout, refout)
+        np.testing.assert_array_equal(back.data, sci)

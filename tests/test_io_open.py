@@ -187,3 +187,23 @@ def test_errors_are_one_line_jwst_dask_errors(tmp_path):
     with pytest.raises(JwstDaskError) as info:
         jwst_dask.open(path)
     assert "\n" not in str(info.value)
+
+
+def test_read_on_distributed_cluster(tmp_path, cluster_client):
+    path = tmp_path / "d_uncal.fits"
+    sci = _uncal(path, seed=4)
+    ds = jwst_dask.open(path, chunks=16)
+    assert ds.SCI.data.chunks[2:] == ((16, 16, 8), (16, 16, 16))
+    total = cluster_client.compute(ds.SCI.data.astype(np.int64).sum(axis=(0, 1))).result()
+    np.testing.assert_array_equal(total, sci.astype(np.int64).sum(axis=(0, 1)))
+
+
+def test_gzip_is_refused_clearly(tmp_path):
+    import gzip
+
+    path = tmp_path / "z_uncal.fits"
+    _uncal(path)
+    gz = tmp_path / "z_uncal.fits.gz"
+    gz.write_bytes(gzip.compress(path.read_bytes()))
+    with pytest.raises(InputFileError, match=r"z_uncal\.fits\.gz: a gzip-compressed file"):
+        jwst_dask.open(gz)

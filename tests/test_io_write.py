@@ -148,7 +148,7 @@ def test_overwrite_false_refuses(tmp_path):
     ds, _ = _ramp_ds(rng, shape=(3, 4, 8, 8), chunks=(3, 4, 8, 8))
     path = tmp_path / "o_uncal.fits"
     path.write_bytes(b"old")
-    with pytest.raises(InputFileError, match="o_uncal.fits"):
+    with pytest.raises(InputFileError, match=r"o_uncal\.fits"):
         write_product(ds, path, overwrite=False)
     assert path.read_bytes() == b"old"
 
@@ -165,3 +165,15 @@ def test_dtype_cast_to_product_dtype(tmp_path):
     with fits.open(path) as hdul:
         assert hdul["SCI"].data.dtype == np.dtype(">f4")
         np.testing.assert_array_equal(hdul["SCI"].data, values.astype(np.float32))
+
+
+def test_transposed_variable_written_in_fits_order(tmp_path):
+    values = np.arange(6 * 10, dtype=np.float32).reshape(6, 10)
+    ds = xr.Dataset(
+        {"SCI": (("x", "y"), da.from_array(values.T, chunks=(5, 3)))},
+        attrs={"meta": META, "model_type": "ImageModel", "product": "rate"},
+    )
+    path = tmp_path / "t_rate.fits"
+    write_product(ds, path)
+    with fits.open(path) as hdul:
+        np.testing.assert_array_equal(hdul["SCI"].data, values)

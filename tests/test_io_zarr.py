@@ -31,7 +31,7 @@ def _product(rng) -> tuple[xr.Dataset, dict]:
         "GROUPDQ": (dims4, da.from_array(truth["GROUPDQ"], chunks=(2, 3, 8, 16))),
         "ERR": (dims4, da.from_array(truth["ERR"], chunks=(2, 3, 8, 16))),
         "GROUP.integration_number": ("GROUP_row", np.array([1, 1, 1, 2, 2, 2], dtype=np.int32)),
-        "GROUP.group_end_time": ("GROUP_row", np.array(["2024-01-01T00:00:0%d" % i for i in range(6)])),
+        "GROUP.group_end_time": ("GROUP_row", np.array([f"2024-01-01T00:00:0{i}" for i in range(6)])),
         "GROUP.bary_end_time": ("GROUP_row", np.linspace(0, 1, 6)),
     }
     attrs = {

@@ -92,10 +92,14 @@ def test_after_jump_and_dnu_groups_through_step():
     np.testing.assert_array_equal(g, g_ref)
 
 
-def test_sigma_clip_through_step():
-    data, gdq, pdq, gain, rn = make_ramps(43, 12, 4, 16, 16, cr_fraction=2.0)
-    g_ref, _ = run_stcal(data, gdq, pdq, gain, rn, minimum_sigclip_groups=10)
-    _, g, _ = run(make_step(gain, rn, minimum_sigclip_groups=10), ramp_dataset(data, gdq, pdq, 8))
+@pytest.mark.parametrize("only_use_ints", [True, False])
+def test_sigma_clip_through_step(only_use_ints):
+    shape = (30, 3, 8, 8) if only_use_ints else (2, 30, 8, 8)
+    data, gdq, pdq, gain, rn = make_ramps(43, *shape, cr_fraction=2.0)
+    settings = dict(minimum_sigclip_groups=10, only_use_ints=only_use_ints)
+    g_ref, _ = run_stcal(data, gdq, pdq, gain, rn, **settings)
+    _, g, _ = run(make_step(gain, rn, **settings), ramp_dataset(data, gdq, pdq, 4))
+    assert np.count_nonzero(g_ref & JUMP) > 10
     np.testing.assert_array_equal(g, g_ref)
 
 
@@ -146,6 +150,44 @@ def test_snowballs_through_step():
         persist_grps_flagged=400,
     )
     _, g, _ = run(make_step(gain, rn, expand_large_events=True), ramp_dataset(data, gdq, pdq, 16))
+    np.testing.assert_array_equal(g, g_ref)
+    plain, _ = run_stcal(data, gdq, pdq, gain, rn)
+    assert np.count_nonzero(g & JUMP) > np.count_nonzero(plain & JUMP) + 50
+
+
+def test_numpy_backed_dataset():
+    data, gdq, pdq, gain, rn = make_ramps(51, 1, 5, 16, 16)
+    ds = ramp_dataset(data, gdq, pdq, 16).compute()  # numpy-backed variables
+    g_ref, p_ref = run_stcal(data, gdq, pdq, gain, rn)
+    _, g, p = run(make_step(gain, rn), ds)
+    np.testing.assert_array_equal(g, g_ref)
+    np.testing.assert_array_equal(p, p_ref)
+
+
+def test_showers_through_step():
+    rng = np.random.default_rng(53)
+    n, ngroups, gtime = 48, 12, 2.775
+    data = np.cumsum(rng.normal(20, 10, (1, ngroups, n, n)), axis=1).astype(np.float32)
+    yy, xx = np.mgrid[:n, :n]
+    data[0, 6:, (yy - 24) ** 2 + (xx - 20) ** 2 <= 64] += 25.0  # faint extended shower
+    gdq = np.zeros(data.shape, np.uint8)
+    pdq = np.zeros((n, n), np.uint32)
+    gain = np.full((n, n), 1.0, np.float32)
+    rn = np.full((n, n), 14.0, np.float32)
+    g_ref, _ = run_stcal(
+        data,
+        gdq,
+        pdq,
+        gain,
+        rn,
+        find_showers=True,
+        extend_ellipse_expand_ratio=1.1,
+        grps_masked_after_shower=int(15 // gtime),
+        max_shower_amplitude=4 * gtime,
+        max_extended_width=400,
+    )
+    step = make_step(gain, rn, find_showers=True, max_shower_amplitude=40.0)
+    _, g, _ = run(step, ramp_dataset(data, gdq, pdq, 16, group_time=gtime))
     np.testing.assert_array_equal(g, g_ref)
     plain, _ = run_stcal(data, gdq, pdq, gain, rn)
     assert np.count_nonzero(g & JUMP) > np.count_nonzero(plain & JUMP) + 50

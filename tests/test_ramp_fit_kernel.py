@@ -298,3 +298,50 @@ def test_bad_input_errors():
         fit_ramps(data[0], gdq, pdq, g, g, frame_time=1.0, group_time=1.0, nframes=1)
     with pytest.raises(ParameterError, match="timing"):
         fit_ramps(data, gdq, pdq, g, g, frame_time=1.0, group_time=0.0, nframes=1)
+
+
+def test_special_cases_analytic():
+    """First group only, ZEROFRAME, suppression, all saturated, bad gain: values by hand."""
+    ngroups, nframes = 5, 4
+    tframe = 2.0
+    tgroup = 8.0
+    data = np.zeros((1, ngroups, 1, 5), np.float32)
+    data[0, :, :, :] = (100.0 + 40.0 * np.arange(ngroups))[:, None, None]
+    gdq = np.zeros(data.shape, np.uint8)
+    gdq[0, 1:, 0, 0] = SAT  # only the first group good
+    gdq[0, :, 0, 1] = SAT  # all saturated, ZEROFRAME good
+    gdq[0, :, 0, 2] = SAT  # all saturated, ZEROFRAME saturated (0)
+    gain = np.full((1, 5), 2.0, np.float32)
+    gain[0, 3] = np.nan  # bad gain
+    zf = np.array([[[5.0, 30.0, 0.0, 5.0, 5.0]]], np.float32)
+    pdq = np.zeros((1, 5), np.uint32)
+    rn = np.full((1, 5), 10.0, np.float32)
+    kw = {"frame_time": tframe, "group_time": tgroup, "nframes": nframes, "zeroframe": zf}
+    res = fit_ramps(data, gdq, pdq, gain, rn, suppress_one_group=False, **kw)
+    one_group_time = (nframes + 1) * tframe / 2
+    assert res.rate_sci[0, 0] == pytest.approx(100.0 / one_group_time, rel=1e-6)
+    assert res.rate_sci[0, 1] == pytest.approx(30.0 / tframe, rel=1e-6)
+    assert res.rate_dq[0, 1] & SAT and not res.rate_dq[0, 1] & DNU
+    assert np.isnan(res.rate_sci[0, 2]) and res.rate_dq[0, 2] & SAT and res.rate_dq[0, 2] & DNU
+    assert res.rate_err[0, 2] == 0 and res.rate_var_poisson[0, 2] == 0
+    assert (
+        np.isnan(res.rate_sci[0, 3])
+        and res.rate_dq[0, 3] & FLAGS["NO_GAIN_VALUE"]
+        and res.rate_dq[0, 3] & DNU
+    )
+    assert res.rate_sci[0, 4] == pytest.approx(40.0 / tgroup, rel=1e-6)
+    sup = fit_ramps(data, gdq, pdq, gain, rn, suppress_one_group=True, **kw)
+    for x in (0, 1):  # suppressed: no single-group or ZEROFRAME slope
+        assert np.isnan(sup.rate_sci[0, x]) and sup.rate_dq[0, x] & DNU
+    assert sup.rate_sci[0, 4] == res.rate_sci[0, 4]
+
+
+def test_median_helper_matches_numpy():
+    from jwst_dask.kernels.ramp_fit import _median
+
+    rng = np.random.default_rng(0)
+    for n in [*range(1, 30), 100]:
+        for trial in range(20):
+            values = rng.integers(0, 4, n).astype(float) if trial % 2 else rng.normal(size=n)
+            assert _median(values.copy(), n) == np.median(values)
+    assert np.isnan(_median(np.zeros(3), 0))

@@ -181,6 +181,7 @@ def test_missing_reference_and_timing_errors():
         make_step(refs).run(bad)
 
 
+@pytest.mark.slow
 def test_distributed_workers_match_threads(cluster_client):
     ds, refs, _ = ramp_dataset(16)
     out = make_step(refs).run(ds)

@@ -140,8 +140,13 @@ def test_linearity_dark_ipc_dims(tmp_path):
     np.testing.assert_array_equal(ds["SCI"].values, dark)
 
     dark4 = RNG.random((2, 3, 8, 8)).astype(np.float32)
-    save_model(dm.DarkMIRIModel(data=dark4), tmp_path / "dark4.fits")
-    assert open_reference(tmp_path / "dark4.fits")["SCI"].dims == ("integration", "group", "y", "x")
+    dq4 = RNG.integers(0, 2, (2, 1, 8, 8)).astype(np.uint32)  # MIRI dark DQ: one plane per integration
+    save_model(dm.DarkMIRIModel(data=dark4, dq=dq4), tmp_path / "dark4.fits")
+    ds = open_reference(tmp_path / "dark4.fits", translate_dq=False)
+    assert ds["SCI"].dims == ("integration", "group", "y", "x")
+    assert ds["DQ"].dims == ("integration", "group_dq", "y", "x")
+    np.testing.assert_array_equal(ds["SCI"].values, dark4)
+    np.testing.assert_array_equal(ds["DQ"].values, fits.getdata(tmp_path / "dark4.fits", "DQ"))
 
     kernel = np.full((3, 3), 0.01, np.float32)
     kernel[1, 1] = 0.92
@@ -230,3 +235,38 @@ def test_dq_translation_matches_official_models(tmp_path):
     np.testing.assert_array_equal(ours, official)
     expected = (dq & 1) * 1 + ((dq & 2) != 0) * (1 << 18) + ((dq & 4) != 0) * (1 << 11)
     np.testing.assert_array_equal(ours, expected.astype(np.uint32))
+
+
+def test_cut_reference_computes_on_distributed_workers(tmp_path, cluster_client):
+    """Worker processes open the file themselves: the cut blocks arrive intact through pickling."""
+    sci, _, _ = full_frame_flat(tmp_path / "flat.fits")
+    like = science(xstart=9, ystart=17, xsize=48, ysize=32, chunks=(16, 16))
+    ds = open_reference(tmp_path / "flat.fits", like=like)
+    result = cluster_client.compute(ds["SCI"].data).result()
+    np.testing.assert_array_equal(result, sci[16:48, 8:56])
+
+
+def test_scaled_and_signed_storage(tmp_path):
+    """BSCALE/BZERO-scaled and plain signed integer extensions read as astropy reads them."""
+    scaled = fits.ImageHDU(RNG.normal(100, 10, (16, 20)).astype(np.float32), name="SCI")
+    scaled.scale("int16", bscale=0.01, bzero=100.0)
+    signed = fits.ImageHDU(RNG.integers(-30000, 30000, (16, 20)).astype(np.int16), name="ERR")
+    fits.HDUList([fits.PrimaryHDU(header=fits.Header({"REFTYPE": "GAIN"})), scaled, signed]).writeto(
+        tmp_path / "s.fits"
+    )
+    ds = open_reference(tmp_path / "s.fits")
+    np.testing.assert_allclose(ds["SCI"].values, fits.getdata(tmp_path / "s.fits", "SCI"), rtol=1e-6)
+    assert ds["ERR"].dtype == np.int16
+    np.testing.assert_array_equal(ds["ERR"].values, fits.getdata(tmp_path / "s.fits", "ERR"))
+
+
+def test_same_file_two_chunkings_in_one_graph(tmp_path):
+    """Two openings with different chunks or windows never share dask keys."""
+    sci, _, _ = full_frame_flat(tmp_path / "flat.fits")
+    a = open_reference(tmp_path / "flat.fits", like=science(1, 1, 80, 64, chunks=(32, 40)))["SCI"].data
+    b = open_reference(tmp_path / "flat.fits", like=science(1, 1, 80, 64, chunks=(16, 80)))["SCI"].data
+    c = open_reference(tmp_path / "flat.fits", like=science(2, 1, 78, 64, chunks=(16, 78)))["SCI"].data
+    assert len({a.name, b.name, c.name}) == 3
+    total = (a.rechunk((16, 80)) + b).compute()
+    np.testing.assert_array_equal(total, 2 * sci)
+    np.testing.assert_array_equal(c.compute(), sci[:, 1:79])

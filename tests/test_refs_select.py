@@ -278,3 +278,67 @@ def test_no_crds_variables_left_behind(no_network, fresh_cache, builder):
 
     best_references(nircam_meta(), ["gain"])
     assert "CRDS_PATH" not in os.environ and "CRDS_READONLY_CACHE" not in os.environ
+
+
+def _lookup_in_child(queue):
+    try:
+        queue.put(best_references(nircam_meta(), ["flat", "mask"]))
+    except Exception as exc:  # pragma: no cover - reported by the parent
+        queue.put(repr(exc))
+
+
+def test_concurrent_processes_build_each_file_once(no_network, fresh_cache, monkeypatch, tmp_path):
+    """Forked processes share the file lock: each reference is built once, all get the same paths."""
+    import multiprocessing
+    import os
+
+    log = tmp_path / "builds.log"
+
+    def logging_builder(reftype, selection, path, *, useafter):
+        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        os.write(fd, f"{Path(path).name}\n".encode())
+        os.close(fd)
+        threading.Event().wait(0.3)  # widen the race window
+        Path(path).write_bytes(b"stand-in")
+
+    monkeypatch.setattr(refcache, "get_builder", lambda: logging_builder)
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_lookup_in_child, args=(queue,)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    results = [queue.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    assert all(isinstance(r, dict) for r in results), results
+    assert results[0] == results[1] == results[2]
+    assert sorted(log.read_text().split()) == ["jwst_nircam_flat_0001.fits", "jwst_nircam_mask_0001.fits"]
+
+
+def test_ensure_all_references_then_read_only_use(no_network, fresh_cache, builder):
+    """Prebuilding fills the cache with every file the rules name; lookups then build nothing."""
+    from jwst_dask.refs.cache import ensure_all_references
+    from jwst_dask.refs.rules import RULES
+
+    expected = set()
+    for rules in RULES.values():
+        for rule in rules.values():
+            for value in rule.entries.values():
+                if isinstance(value, dict):
+                    expected.update(value.values())
+    paths = ensure_all_references(fresh_cache, builder=builder)
+    assert {p.name for p in paths} == expected
+    assert all(p.is_file() for p in paths)
+    n_built = len(builder.calls)
+    assert n_built == len(expected)
+    best_references(nircam_meta(), ["flat", "dark", "mask"])
+    assert len(builder.calls) == n_built
+
+
+def test_user_crds_path_without_cache(no_network, tmp_path, monkeypatch):
+    """An empty CRDS_PATH and no server: one clear error (crds itself would exit the process)."""
+    for var in ("CRDS_SERVER_URL", "CRDS_CONTEXT"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("CRDS_PATH", str(tmp_path / "empty"))
+    with pytest.raises(ReferenceFileError, match=r"no usable cache at .*empty"):
+        best_references(nircam_meta(), ["flat"])

@@ -138,7 +138,7 @@ def test_saturation_tiles_equal_whole_and_stcal(ramp, grow):
     ]
     np.testing.assert_array_equal(outs[0].GROUPDQ.values, outs[1].GROUPDQ.values)
     np.testing.assert_array_equal(outs[0].ZEROFRAME.values, outs[1].ZEROFRAME.values)
-    gdq, pdq, zz = flag_saturated_pixels(
+    gdq, _, zz = flag_saturated_pixels(
         sci.astype(np.float32),
         np.zeros(sci.shape, np.uint8),
         np.zeros((NY, NX), np.uint32),
@@ -306,15 +306,23 @@ def _persistence_refs():
 
 
 def test_persistence_first_integration_unchanged_and_trapsfilled(ramp):
-    ds = to_ramp(_uncal(ramp[:1], group_time=10.0, frame_time=10.0))
-    step = _with_refs(PersistenceStep(), _persistence_refs())
-    out = step.run(ds)
+    refs = _persistence_refs()
+    refs["trapdensity"] = _img(SCI=np.full((NY, NX), 1000.0, np.float32))
+    refs["persat"] = _img(SCI=np.full((NY, NX), 1500.0, np.float32))  # bright pixels fill traps
+    tg, tf = 10.0, 10.0
+    step = _with_refs(PersistenceStep(), refs)
+    out = step.run(to_ramp(_uncal(ramp[:1], group_time=tg, frame_time=tf)))
     np.testing.assert_array_equal(out.SCI.values, ramp[:1].astype(np.float32))  # no earlier traps
     traps = step.side_products["trapsfilled"].SCI.values
     assert traps.shape == (2, NY, NX) and (traps > 0).all()
-    two = _with_refs(PersistenceStep(), _persistence_refs()).run(to_ramp(_uncal(ramp, group_time=10.0)))
+    # Integration 2 sees the traps integration 1 filled: after the reset (one frame) they release
+    # T e^{-tf/tau} (1 - e^{-tg/tau}) during its first group.
+    two = _with_refs(PersistenceStep(), refs).run(to_ramp(_uncal(ramp, group_time=tg, frame_time=tf)))
     np.testing.assert_array_equal(two.SCI.values[0], ramp[0].astype(np.float32))
-    assert (two.SCI.values[1] < ramp[1]).all()  # traps filled in integration 1 release in 2
+    rates = np.array([1e-3, 5e-4])[:, None, None]
+    release = (traps * np.exp(-tf * rates) * (1 - np.exp(-tg * rates))).sum(axis=0)
+    np.testing.assert_allclose(ramp[1, 0] - two.SCI.values[1, 0], release, rtol=1e-3, atol=2e-3)
+    assert release.max() > 0.05
 
 
 # ------------------------------------------------------------ reference files on disk (subarray)

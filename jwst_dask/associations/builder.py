@@ -84,11 +84,16 @@ def asn_from_list(
     *,
     exptype: str = "science",
     asn_id: str | None = None,
+    background: Iterable[str | os.PathLike] = (),
 ) -> dict:
     """An association of ``files`` (level 2 or 3 by ``rule``); write it with ``write_asn``.
 
-    Member names are written as given (relative names stay relative to the ASN file's folder).
+    ``background`` files are added as ``exptype="background"`` members: to every product of a
+    level-2 association (background subtraction in ``calwebb_image2``/``spec2``), to the one
+    product of a level-3 association. Member names are written as given (relative names stay
+    relative to the ASN file's folder).
     """
+    background = [os.fspath(f) for f in background]
     files = [os.fspath(f) for f in files]
     if not files:
         raise AssociationError("asn_from_list: no files given")
@@ -113,13 +118,15 @@ def asn_from_list(
         "target": str(first.get("TARGPROP", first.get("TARGNAME", "none"))),
     }
 
-    def member(name: str) -> dict:
-        return {"expname": name, "exptype": exptype, "exposerr": None, "asn_candidate": candidate}
+    def member(name: str, kind: str = exptype) -> dict:
+        return {"expname": name, "exptype": kind, "exposerr": None, "asn_candidate": candidate}
+
+    backgrounds = [member(f, "background") for f in background]
 
     if level == 2:
         from jwst_dask.io.naming import strip_suffix
 
-        products = [{"name": strip_suffix(f), "members": [member(f)]} for f in files]
+        products = [{"name": strip_suffix(f), "members": [member(f), *backgrounds]} for f in files]
     else:
         if product_name is None:
             if not first:
@@ -135,5 +142,5 @@ def asn_from_list(
                 acid=acid,
                 subarray=first.get("SUBARRAY"),
             )
-        products = [{"name": product_name, "members": [member(f) for f in files]}]
+        products = [{"name": product_name, "members": [*(member(f) for f in files), *backgrounds]}]
     return new_association(products=products, **fields)

@@ -1,7 +1,8 @@
 """``jwst-dask asn``: make associations.
 
-- ``jwst-dask asn from-list -o OUT.json [-r RULE] [--product-name N] FILES...``: every file a
-  science member; ``-r DMSLevel2bBase`` for a level-2 association (one product per exposure),
+- ``jwst-dask asn from-list -o OUT.json [-r RULE] [--product-name N] [--background B] FILES...``:
+  every file a science member (each ``--background`` file a background member);
+  ``-r DMSLevel2bBase`` for a level-2 association (one product per exposure),
   ``DMSLevel3Base`` (default) for one level-3 product.
 - ``jwst-dask asn group DIR [-o OUTDIR]``: one stage-3 association per group of exposures in DIR
   sharing program, observation, target, instrument, filter, pupil and subarray.
@@ -26,6 +27,9 @@ def add_parser(subparsers) -> None:
         "--product-name", default=None, help="level-3 product name (default: by the naming rules)"
     )
     fl.add_argument("--exptype", default="science", help="member exposure type (default science)")
+    fl.add_argument(
+        "--background", action="append", default=[], metavar="FILE", help="a background member (repeatable)"
+    )
     fl.set_defaults(func=_from_list)
 
     gr = sub.add_parser("group", help="group the exposures of a folder into stage-3 associations")
@@ -38,7 +42,13 @@ def add_parser(subparsers) -> None:
 def _from_list(args: argparse.Namespace) -> int:
     from jwst_dask.associations import asn_from_list, write_asn
 
-    asn = asn_from_list(args.files, product_name=args.product_name, rule=args.rule, exptype=args.exptype)
+    asn = asn_from_list(
+        args.files,
+        product_name=args.product_name,
+        rule=args.rule,
+        exptype=args.exptype,
+        background=args.background,
+    )
     path = write_asn(asn, args.output)
     print(f"wrote {path} ({asn['asn_type']}, {len(asn['products'])} product(s))")
     return 0

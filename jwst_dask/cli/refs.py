@@ -55,6 +55,34 @@ def default_reftypes(instrument: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(stage1 + STAGE2_IMAGE))
 
 
+def pipeline_reftypes(meta: dict) -> tuple[str, ...]:
+    """The reference types of the steps the stage-1 and stage-2 pipelines run on this exposure,
+    from the pipeline definitions (graphs/) and each step's ``reference_file_types``; the fixed
+    lists of :func:`default_reftypes` for a stage whose definition is not available."""
+    from jwst_dask.meta import get_path
+
+    instrument = str(get_path(meta, "instrument.name", ""))
+    try:
+        from jwst_dask.pipelines.graphs import load_definition, pipelines_for_exposure, select_variant
+        from jwst_dask.steps.base import resolve_class
+
+        aliases = pipelines_for_exposure(
+            get_path(meta, "exposure.type", ""), get_path(meta, "visit.tsovisit", None)
+        )
+    except Exception:
+        return default_reftypes(instrument)
+    found: list[str] = []
+    for stage, fallback in (("stage1", STAGE1_MIRI if instrument.upper() == "MIRI" else STAGE1_NIR),
+                            ("stage2", STAGE2_IMAGE)):  # fmt: skip
+        try:
+            variant = select_variant(load_definition(aliases[stage]), meta)
+            types = [t for step in variant["order"] for t in resolve_class(step).reference_file_types]
+        except Exception:
+            types = list(fallback)
+        found.extend(types)
+    return tuple(dict.fromkeys(found))
+
+
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "refs",
@@ -77,11 +105,10 @@ def run(args: argparse.Namespace) -> int:
     from jwst_dask.refs import best_references
 
     meta = _product_meta(args.file)
-    instrument = str((meta.get("instrument") or {}).get("name", ""))
     if args.types:
         reftypes = [t.strip().lower() for t in args.types.split(",") if t.strip()]
     else:
-        reftypes = list(default_reftypes(instrument))
+        reftypes = list(pipeline_reftypes(meta))
     refs = best_references(meta, reftypes, context=args.context)
     width = max(len(t) for t in reftypes)
     for reftype in reftypes:

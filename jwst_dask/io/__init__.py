@@ -51,7 +51,7 @@ __all__ = [
 
 def open_product(
     path: str | os.PathLike,
-    chunks: dict[str, int] | None = None,
+    chunks: dict[str, int] | int | None = None,
     *,
     model_type: str | None = None,
 ) -> xr.Dataset:
@@ -63,7 +63,8 @@ def open_product(
         A FITS file (uncal, ramp, rate, rateints, cal, calints, i2d, ...) or a zarr store written
         by :func:`write_zarr`.
     chunks
-        Chunk size by dim name (``{"y": 256, "x": 256}``; ``-1`` for whole). By default ramps get
+        Chunk size by dim name (``{"y": 256, "x": 256}``; ``-1`` for whole), or one int for a
+        square pixel tile. By default ramps get
         all integrations and groups and the pixel tile of :func:`ramp_chunks` (512 x 512 or smaller
         to stay under 64 MiB per chunk), and every other array the same (y, x) tiles.
     model_type

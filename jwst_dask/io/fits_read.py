@@ -123,8 +123,13 @@ def open_fits(
         raise InputFileError(f"{fname}: is a folder, not a FITS file or zarr store")
     filesize = path.stat().st_size
     with Path(fname).open("rb") as fh:
-        if fh.read(9) != b"SIMPLE  =":
-            raise InputFileError(f"{fname}: not a FITS file (no SIMPLE card at the start)")
+        start = fh.read(9)
+    if start[:2] == b"\x1f\x8b":
+        raise InputFileError(
+            f"{fname}: a gzip-compressed file; decompress it first (pixels are memory-mapped)"
+        )
+    if start != b"SIMPLE  =":
+        raise InputFileError(f"{fname}: not a FITS file (no SIMPLE card at the start)")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -336,7 +341,12 @@ def _check_shapes(
         if name in _common.SAME_AS_SCI and sec.ndim == sci.ndim and sec.shape != shape:
             raise ShapeMismatchError(f"{fname}: extension {name} has shape {sec.shape}, SCI has {shape}")
         if name == "REFOUT":
-            if sec.shape[:-1] != shape[:-1]:
+            # a quarter of the pixels of each frame (ncols/4 x nrows; some files store nrows/4 x ncols)
+            if (
+                sec.ndim != 4
+                or sec.shape[:2] != shape[:2]
+                or 4 * sec.shape[2] * sec.shape[3] != shape[2] * shape[3]
+            ):
                 raise ShapeMismatchError(
                     f"{fname}: extension REFOUT has shape {sec.shape}, which does not match SCI {shape}"
                 )
@@ -382,9 +392,11 @@ def _default_chunks(sections: dict[str, FitsSection], chunks) -> dict[str, int]:
         out.update(y=ty, x=tx)
     else:
         out.update(y=DEFAULT_TILE, x=DEFAULT_TILE)
+    if isinstance(chunks, int) and not isinstance(chunks, bool):
+        chunks = {"y": chunks, "x": chunks}
     if chunks:
         if not isinstance(chunks, dict):
-            raise TypeError("chunks must be a dict {dim name: size}")
+            raise TypeError("chunks must be a dict {dim name: size} or an int pixel tile")
         out.update({k: int(v) for k, v in chunks.items()})
     return out
 

@@ -23,9 +23,17 @@ ramp-fitting pass)::
         pending.compute()                    # writes every block, then renames all files into place
 
 ``pending.delayed`` is the single Dask ``Delayed`` of all the block writes, if a caller wants to
-compute it itself (``dask.compute(pending.delayed)`` or ``client.compute``); it must then call
-``pending.finalize()`` on success (renames, returns the paths) or ``pending.abort()`` on failure
-(removes the temporary files).
+compute it itself; it must then call ``pending.finalize()`` on success (renames, returns the paths)
+or ``pending.abort()`` on failure (removes the temporary files). With a distributed client::
+
+    future = client.compute(pending.delayed)
+    distributed.progress(future)
+    try:
+        future.result()
+    except BaseException:
+        pending.abort()
+        raise
+    pending.finalize()
 """
 
 from __future__ import annotations
@@ -225,7 +233,21 @@ def _table_columns(ds: xr.Dataset) -> dict[str, list[str]]:
             cols = tables.setdefault(ext, [])
             if col not in cols:
                 cols.append(col)
-    return {ext: [c for c in cols if f"{ext}.{c}" in ds.data_vars] for ext, cols in tables.items()}
+    out = {ext: [c for c in cols if f"{ext}.{c}" in ds.data_vars] for ext, cols in tables.items()}
+    return {ext: cols for ext, cols in out.items() if cols}
+
+
+_DIM_ORDER = ("integration", "group", "plane", "y", "x", "x_refout")
+
+
+def _canonical(var: xr.DataArray) -> xr.DataArray:
+    """The array in FITS (numpy) axis order, should a step have transposed it."""
+    rank = {d: i for i, d in enumerate(_DIM_ORDER)}
+    if all(d in rank for d in var.dims):
+        order = sorted(var.dims, key=rank.__getitem__)
+        if list(order) != list(var.dims):
+            return var.transpose(*order)
+    return var
 
 
 def _header_value(value: Any) -> Any:
@@ -335,7 +357,7 @@ def _presize(ds: xr.Dataset, tmp: Path, final_name: str) -> tuple[list[da.Array]
             primary = fits.PrimaryHDU(header=headers["PRIMARY"])
             f.write(primary.header.tostring().encode("ascii"))
             for name in arrays:
-                var = ds[name]
+                var = _canonical(ds[name])
                 ext = layout.array(name)
                 dtype = np.dtype(ext.dtype) if ext is not None and ext.dtype else var.dtype
                 if dtype.kind == "b":

@@ -5,11 +5,12 @@ Written as zarr format 3 without consolidated metadata (its consolidated form is
 v3 specification); the Dataset attrs (meta tree, extra_fits, tables, model_type, product,
 filename) are stored as the group's JSON attributes. Values are read back undecoded (no CF masking
 or scaling), so integer arrays keep their dtypes. Metadata objects that have no JSON form
-(``attrs["meta_objects"]``) are not stored.
+(``attrs["meta_objects"]``, e.g. a gwcs) are stored as an ASDF document in a group attribute.
 """
 
 from __future__ import annotations
 
+import base64
 import os
 import warnings
 from pathlib import Path
@@ -19,11 +20,13 @@ import dask.array as da
 import xarray as xr
 
 from jwst_dask.errors import InputFileError
+from jwst_dask.io import asdf_tree
 
 __all__ = ["is_zarr_store", "open_zarr", "write_zarr"]
 
 _ATTRS_SKIP = ("meta_objects",)
 _ORDER_KEY = "jwst_dask_variables"  # the variable order, which a zarr group does not keep
+_OBJECTS_KEY = "jwst_dask_meta_objects_asdf"  # base64 ASDF document holding attrs["meta_objects"]
 
 
 def is_zarr_store(path: Any) -> bool:
@@ -47,6 +50,9 @@ def write_zarr(ds: xr.Dataset, store: str | os.PathLike, *, compute: bool = True
     out = ds.copy(deep=False)
     out.attrs = {k: v for k, v in ds.attrs.items() if k not in _ATTRS_SKIP}
     out.attrs[_ORDER_KEY] = [str(n) for n in ds.data_vars]
+    if ds.attrs.get("meta_objects"):
+        raw = asdf_tree.write_meta({}, ds.attrs["meta_objects"])
+        out.attrs[_OBJECTS_KEY] = base64.b64encode(raw).decode("ascii")
     for name in list(out.variables):
         var = out[name].variable
         var.encoding = {}
@@ -75,6 +81,9 @@ def open_zarr(store: str | os.PathLike, chunks: dict[str, int] | None = None) ->
     except (FileNotFoundError, KeyError, ValueError, OSError) as exc:
         raise InputFileError(f"{store}: not a readable zarr store ({exc})") from exc
     order = ds.attrs.pop(_ORDER_KEY, None)
+    packed = ds.attrs.pop(_OBJECTS_KEY, None)
+    if packed:
+        ds.attrs["meta_objects"] = asdf_tree.read_meta(base64.b64decode(packed))[1]
     if order:
         ds = ds[[n for n in order if n in ds.data_vars] + [n for n in ds.data_vars if n not in order]]
     tables = ds.attrs.get("tables") or {}

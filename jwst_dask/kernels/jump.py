@@ -133,7 +133,7 @@ def after_jump_threshold(dn: float, gain: np.ndarray) -> float:
 # per-pixel helpers
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _sort_inplace(buf, n):
     """Insertion sort of buf[:n] (n is small: the differences of one pixel)."""
     for i in range(1, n):
@@ -145,9 +145,9 @@ def _sort_inplace(buf, n):
         buf[j + 1] = v
 
 
-@njit(cache=True, nogil=True)
-def _nanmedian(vals, buf):
-    """Median of the finite values of a 2-D (nints, ndiffs) array; NaN if none."""
+@njit(cache=True, nogil=True, inline="always")
+def _sorted_finite(vals, buf):
+    """Copy the finite values of a 2-D (nints, ndiffs) array into buf, sorted; return their count."""
     n = 0
     for i in range(vals.shape[0]):
         for k in range(vals.shape[1]):
@@ -155,15 +155,36 @@ def _nanmedian(vals, buf):
             if not math.isnan(v):
                 buf[n] = v
                 n += 1
+    _sort_inplace(buf, n)
+    return n
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _median_sorted(buf, n):
+    """Median of sorted buf[:n]; NaN if n == 0."""
     if n == 0:
         return np.nan
-    _sort_inplace(buf, n)
     if n % 2 == 1:
         return buf[n // 2]
     return (buf[n // 2 - 1] + buf[n // 2]) / 2.0
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
+def _clipped_from_sorted(buf, n):
+    """:func:`_clipped_median` of values already sorted in buf[:n] (all positive, so |v| = v)."""
+    if n < 2:
+        return np.nan
+    if n == 2:
+        return buf[0]
+    m = n
+    if n >= 4:
+        vmax = buf[n - 1]
+        while m > 0 and buf[m - 1] == vmax:
+            m -= 1
+    return _median_sorted(buf, m)
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _clipped_median(absd, buf):
     """Median of |differences| used by the iterative search.
 
@@ -204,11 +225,13 @@ def _clipped_median(absd, buf):
     return (buf[m // 2 - 1] + buf[m // 2]) / 2.0, n
 
 
-@njit(cache=True, nogil=True)
-def _iterate_pixel(absd, ratio, maxr, buf, rn_term, thr4, thr3, thr2, gdq, y, x):
-    """Flag jumps of one pixel one at a time (all integrations together), clipping each."""
+@njit(cache=True, nogil=True, inline="always")
+def _iterate_pixel(absd, ratio, maxr, buf, med, n_use, rn_term, thr4, thr3, thr2, gdq, y, x):
+    """Flag jumps of one pixel one at a time (all integrations together), clipping each.
+
+    ``med``, ``n_use``: the first clipped median of |differences| and the usable count.
+    """
     nints, ndiffs = absd.shape
-    med, n_use = _clipped_median(absd, buf)
     first = True
     for _round in range(nints * ndiffs):
         if not first:
@@ -403,12 +426,18 @@ def _twopoint_kernel(
                     absd[i, k] = abs(d)
             rn = np.float32(rnoise[y, x]) * g
             rn_term = np.float64(np.float32(rn * rn)) / nframes
-            med = _nanmedian(fd, buf)
+            n_fin = _sorted_finite(fd, buf)
+            med = _median_sorted(buf, n_fin)
             sig = math.sqrt(abs(med) + rn_term)
             if sig == 0.0:
                 sig = np.nan
             if mode == MODE_ITERATIVE:
-                _iterate_pixel(absd, ratio, maxr, buf, rn_term, thr4, thr3, thr2, gdq, y, x)
+                if n_fin > 0 and buf[0] > 0.0:  # all differences positive: |d| sorts the same
+                    med0 = _clipped_from_sorted(buf, n_fin)
+                    n0 = n_fin
+                else:
+                    med0, n0 = _clipped_median(absd, buf)
+                _iterate_pixel(absd, ratio, maxr, buf, med0, n0, rn_term, thr4, thr3, thr2, gdq, y, x)
             elif mode == MODE_SINGLE_PASS:
                 for i in range(nints):
                     for k in range(ndiffs):
@@ -497,65 +526,70 @@ def full_jump_groups(packed: np.ndarray) -> np.ndarray:
     return low.all(axis=(2, 3))
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _nbr_jump(w, clean):
+    """Does packed value ``w`` (a neighbour or the pixel) trigger neighbour flagging?"""
+    if not (w & _HINT_NBR):
+        return False
+    wg = np.uint8(w & 0xFF)
+    if clean and wg == _JUMP:
+        return False
+    return (wg & _JUMP) != 0
+
+
 @njit(cache=True, nogil=True)
 def _finish_kernel(packed, full_groups, clean_full, nbr_on, n1, n2):
     nints, ngroups, nyp, nxp = packed.shape
     ny = nyp - 2
     nx = nxp - 2
     out = np.empty((nints, ngroups, ny, nx), dtype=np.uint8)
-    big1 = np.zeros(ngroups, dtype=np.bool_)
-    big2 = np.zeros(ngroups, dtype=np.bool_)
     bad = _SAT | _DNU
-    after_on = n1 > 0 or n2 > 0
+    # neighbours (same group), then redundant JUMP_DET bits on SATURATED / DO_NOT_USE groups
+    # removed; removing them before the after-jump pass is safe: such groups carry no hints.
     for i in range(nints):
-        for y in range(ny):
-            for x in range(nx):
-                for k in range(ngroups):
-                    v = packed[i, k, y + 1, x + 1]
-                    gd = np.uint8(v & 0xFF)
-                    if clean_full and full_groups[i, k] and gd == _JUMP:
+        for k in range(ngroups):
+            clean = clean_full and full_groups[i, k]
+            plane = packed[i, k]
+            for y in range(ny):
+                for x in range(nx):
+                    gd = np.uint8(plane[y + 1, x + 1] & 0xFF)
+                    if clean and gd == _JUMP:
                         gd = np.uint8(0)
                     if nbr_on and k > 0 and (gd & bad) == 0:
-                        hit = False
-                        for dy, dx in ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)):
-                            w = packed[i, k, y + 1 + dy, x + 1 + dx]
-                            if not (w & _HINT_NBR):
-                                continue
-                            wg = np.uint8(w & 0xFF)
-                            if clean_full and full_groups[i, k] and wg == _JUMP:
-                                wg = np.uint8(0)
-                            if wg & _JUMP:
-                                hit = True
-                                break
-                        if hit:
+                        if (
+                            _nbr_jump(plane[y + 1, x + 1], clean)
+                            or _nbr_jump(plane[y, x + 1], clean)
+                            or _nbr_jump(plane[y + 2, x + 1], clean)
+                            or _nbr_jump(plane[y + 1, x], clean)
+                            or _nbr_jump(plane[y + 1, x + 2], clean)
+                        ):
                             gd |= _JUMP
-                    out[i, k, y, x] = gd
-                if after_on:
-                    big1[0] = False
-                    big2[0] = False
-                    for k in range(1, ngroups):
-                        v = packed[i, k, y + 1, x + 1]
-                        j = (out[i, k, y, x] & _JUMP) != 0
-                        big1[k] = j and (v & _HINT_BIG1) != 0
-                        big2[k] = j and (v & _HINT_BIG2) != 0
-                    m1 = min(n1, ngroups - 2)
-                    m2 = min(n2, ngroups - 2)
-                    add_until = -1
-                    for k in range(ngroups):
-                        flag = big1[k] or big2[k] or k <= add_until
-                        if flag and (out[i, k, y, x] & bad) == 0:
-                            out[i, k, y, x] |= _JUMP
-                        if big1[k] and m1 > 0:
-                            add_until = max(add_until, k + m1)
-                        if big2[k] and m2 > 0:
-                            add_until = max(add_until, k + m2)
-                for k in range(ngroups):
-                    gd = out[i, k, y, x]
                     if (gd & (_JUMP | _DNU)) == (_JUMP | _DNU):
                         gd ^= _JUMP
                     if (gd & (_JUMP | _SAT)) == (_JUMP | _SAT):
                         gd ^= _JUMP
                     out[i, k, y, x] = gd
+    if n1 <= 0 and n2 <= 0:
+        return out
+    # after-jump flagging: groups following big jumps (per pixel, along the groups)
+    m1 = min(n1, ngroups - 2)
+    m2 = min(n2, ngroups - 2)
+    for i in range(nints):
+        for y in range(ny):
+            for x in range(nx):
+                add_until = -1
+                for k in range(1, ngroups):
+                    gd = out[i, k, y, x]
+                    v = packed[i, k, y + 1, x + 1]
+                    j = (gd & _JUMP) != 0
+                    b1 = j and (v & _HINT_BIG1) != 0
+                    b2 = j and (v & _HINT_BIG2) != 0
+                    if (b1 or b2 or k <= add_until) and (gd & bad) == 0:
+                        out[i, k, y, x] = gd | _JUMP
+                    if b1 and m1 > 0:
+                        add_until = max(add_until, k + m1)
+                    if b2 and m2 > 0:
+                        add_until = max(add_until, k + m2)
     return out
 
 

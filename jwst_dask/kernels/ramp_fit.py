@@ -116,20 +116,34 @@ def _snr_power_index(snr):
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _median(buf, n):
-    """Median of buf[:n] (finite values; sorted in place); NaN if n == 0."""
-    for i in range(1, n):
-        v = buf[i]
-        j = i - 1
-        while j >= 0 and buf[j] > v:
-            buf[j + 1] = buf[j]
-            j -= 1
-        buf[j + 1] = v
+    """Median of buf[:n] (finite values; may be reordered); NaN if n == 0.
+
+    Short lists (the usual case: the first differences of one ramp) use a branch-free rank count,
+    which beats sorting on such sizes; longer ones a sort.
+    """
     if n == 0:
         return np.nan
     h = n >> 1
+    if n > 24:
+        buf[:n].sort()
+        if n & 1:
+            return buf[h]
+        return (buf[h] + buf[h - 1]) / 2.0
+    lo = 0.0
+    hi = 0.0
+    for a in range(n):
+        va = buf[a]
+        rank = 0
+        for b in range(n):
+            vb = buf[b]
+            rank += (vb < va) | ((vb == va) & (b < a))
+        if rank == h:
+            hi = va
+        if rank == h - 1:
+            lo = va
     if n & 1:
-        return buf[h]
-    return (buf[h] + buf[h - 1]) / 2.0
+        return hi
+    return (lo + hi) / 2.0
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -233,6 +247,7 @@ def _fit_block(
     ny = data.shape[2]
     nx = data.shape[3]
     sqrt2nf = math.sqrt(2.0 * nframes)
+    inv_gt = 1.0 / group_time
     maxseg = ng // 2 + 1
 
     ramp = np.empty((nints, ng), dtype=np.float64)
@@ -363,7 +378,7 @@ def _fit_block(
                     elif is_zf[i]:
                         mr = ramp[i, 0] / frame_time
                     else:
-                        n = _first_diffs(ramp, dq, i, ng, group_time, buf, 0)
+                        n = _first_diffs(ramp, dq, i, ng, inv_gt, buf, 0)
                         mr = _median(buf, n)
                     if math.isnan(mr):
                         mr = 0.0
@@ -379,7 +394,7 @@ def _fit_block(
                         buf[n] = ramp[i, 0] / frame_time
                         n += 1
                     else:
-                        n += _first_diffs(ramp, dq, i, ng, group_time, buf, n)
+                        n += _first_diffs(ramp, dq, i, ng, inv_gt, buf, n)
                 median_rate = _median(buf, n)
                 if math.isnan(median_rate):
                     median_rate = 0.0
@@ -470,9 +485,10 @@ def _fit_block(
                             num = sumw * sumxy - sumx * sumy
                             invden = 1.0 / den
                             slope = num * invden / group_time
-                            sigslope = math.sqrt(sumw * invden)
-                            yint = (sumxx * sumy - sumx * sumxy) * invden
-                            sigyint = math.sqrt(sumxx * invden)
+                            if save_opt:
+                                sigslope = math.sqrt(sumw * invden)
+                                yint = (sumxx * sumy - sumx * sumxy) * invden
+                                sigyint = math.sqrt(sumxx * invden)
                             pden = group_time * g * (length - 1.0)
                             var_r = _rnoise_var(rn, g, group_time, np.float64(length))
                         if median_rate > 0.0:
@@ -480,18 +496,20 @@ def _fit_block(
                         else:
                             var_p = dc / pden
                         var_e = var_p + var_r
-                        inv_r += 1.0 / var_r
+                        w_r = 1.0 / var_r
+                        w_e = 1.0 / var_e
+                        inv_r += w_r
                         if var_p > 0.0:
                             inv_p += 1.0 / var_p
-                        inv_e += 1.0 / var_e
-                        num_r += slope / var_r
-                        num_e += slope / var_e
+                        inv_e += w_e
+                        num_r += slope * w_r
+                        num_e += slope * w_e
                         if save_opt and s < o_slope.shape[1]:
                             o_slope[i, s, y, x] = slope
                             o_sigslope[i, s, y, x] = sigslope
                             o_yint[i, s, y, x] = yint
                             o_sigyint[i, s, y, x] = sigyint
-                            o_weights[i, s, y, x] = 1.0 / var_r
+                            o_weights[i, s, y, x] = w_r
                             o_vp[i, s, y, x] = var_p
                             o_vr[i, s, y, x] = var_r
                     if inv_p > 0.0:
@@ -626,24 +644,24 @@ def _fit_block(
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _first_diffs(ramp, dq, i, ng, group_time, buf, off):
+def _first_diffs(ramp, dq, i, ng, inv_gt, buf, off):
     """Clean first differences (DN/s) of integration i appended to buf[off:]: a difference is
     dropped where either group is DO_NOT_USE or saturated or the later group is a jump. If none
     is left but the first group is good, the first group's rate is used instead. Returns the
     number of values written."""
     n = 0
-    prev = np.nan if (dq[i, 0] & _DNU) else ramp[i, 0] / group_time
+    prev = np.nan if (dq[i, 0] & _DNU) else ramp[i, 0]
     loc0 = prev
     for k in range(1, ng):
-        cur = np.nan if (dq[i, k] & _DNU) else ramp[i, k] / group_time
+        cur = np.nan if (dq[i, k] & _DNU) else ramp[i, k]
         if not (dq[i, k] & _JUMP):
             d = cur - prev
             if not math.isnan(d):
-                buf[off + n] = d
+                buf[off + n] = d * inv_gt
                 n += 1
         prev = cur
     if n == 0 and not math.isnan(loc0):
-        buf[off] = loc0
+        buf[off] = loc0 * inv_gt
         n = 1
     return n
 
@@ -716,10 +734,11 @@ def fit_ramps(
     ped_tmp = ((nframes + 1) / 2.0 + dropframes1) / (nframes + groupgap)
 
     f32 = np.float32
-    r = [np.zeros((ny, nx), f32) for _ in range(5)]
-    r[2] = np.zeros((ny, nx), np.uint32)
-    ints = [np.zeros((nints, ny, nx), f32) for _ in range(5)]
-    ints[2] = np.zeros((nints, ny, nx), np.uint32)
+    # every element of the rate and rateints arrays is written by the kernel
+    r = [np.empty((ny, nx), f32) for _ in range(5)]
+    r[2] = np.empty((ny, nx), np.uint32)
+    ints = [np.empty((nints, ny, nx), f32) for _ in range(5)]
+    ints[2] = np.empty((nints, ny, nx), np.uint32)
     if save_opt:
         sshape = (nints, max_segments(ng), ny, nx)
         opt = [np.zeros(sshape, f32) for _ in range(7)]

@@ -33,6 +33,7 @@ __all__ = [
     "nir_side_signal",
     "subarray_signals",
     "apply_nir",
+    "wide_groups",
     "miri_signals",
     "apply_miri",
     "NIR_SIZE",
@@ -65,36 +66,55 @@ def _avg_none(a, b):
     return 0.5 * (a + b)
 
 
+def wide_groups(nints: int, ngroups: int, use_side: bool, zeroframe: bool = False) -> np.ndarray:
+    """(nints, ngroups) bool: groups the official correction computes in float64.
+
+    With the side correction on, the official code keeps its working group array in float64
+    after the first group of the first integration (and for ZEROFRAME, processed afterwards), so
+    those groups' means and subtractions are float64; the first group is float32 throughout.
+    """
+    wide = np.full((nints, ngroups), bool(use_side))
+    if use_side and not zeroframe:
+        wide[0, 0] = False
+    return wide
+
+
 def nir_amp_signals(
     strips: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
     odd_even_columns: bool = True,
     siglimit: float = 3.0,
+    wide: np.ndarray | None = None,
 ) -> np.ndarray:
     """Top/bottom reference signal per (integration, group, amplifier, column parity).
 
     ``strips``: up to two ``(values (nints, ngroups, rows, cols), dq (rows, cols), gx (cols,))``
     tuples, the top and the bottom reference rows present in the data (global column indices
-    ``gx``). Returns float32 (nints, ngroups, 4, 2), parity 0 = even global column; NaN where an
-    amplifier gets no correction (no usable reference pixel for one of its parities).
+    ``gx``). ``wide`` (nints, ngroups) bool selects float64 statistics (else float32, see
+    :func:`wide_groups`). Returns float64 (nints, ngroups, 4, 2), parity 0 = even global column;
+    NaN where an amplifier gets no correction (no usable reference pixel for one of its parities).
     """
     if not strips:
-        return np.full((1, 1, 4, 2), np.nan, dtype=np.float32)
+        return np.full((1, 1, 4, 2), np.nan)
     nints, ngroups = strips[0][0].shape[:2]
-    out = np.full((nints, ngroups, 4, 2), np.nan, dtype=np.float32)
+    if wide is None:
+        wide = np.zeros((nints, ngroups), bool)
+    out = np.full((nints, ngroups, 4, 2), np.nan)
     for i in range(nints):
         for g in range(ngroups):
+            dtype = np.float64 if wide[i, g] else np.float32
             for amp in range(4):
                 per_edge = []
                 for values, dq, gx in strips:
+                    plane = values[i, g].astype(dtype)
                     sel_amp = (gx // AMP_WIDTH) == amp
                     if odd_even_columns:
                         pair = []
                         for par in (0, 1):
                             sel = sel_amp & ((gx % 2) == par)
-                            pair.append(clipped_mean(values[i, g][:, sel], dq[:, sel], siglimit))
+                            pair.append(clipped_mean(plane[:, sel], dq[:, sel], siglimit))
                         per_edge.append(pair)
                     else:
-                        m = clipped_mean(values[i, g][:, sel_amp], dq[:, sel_amp], siglimit)
+                        m = clipped_mean(plane[:, sel_amp], dq[:, sel_amp], siglimit)
                         per_edge.append([m, m])
                 if len(per_edge) == 1:
                     per_edge.append([np.nan, np.nan])
@@ -106,9 +126,9 @@ def nir_amp_signals(
 
 
 def _tb_for_columns(tb: np.ndarray, gx: np.ndarray) -> np.ndarray:
-    """(nints, ngroups, ncols) float32 signal per column (0 where NaN)."""
+    """(nints, ngroups, ncols) float64 signal per column (0 where NaN)."""
     sig = tb[:, :, np.clip(gx // AMP_WIDTH, 0, 3), gx % 2]
-    return np.where(np.isnan(sig), np.float32(0), sig).astype(np.float32)
+    return np.where(np.isnan(sig), 0.0, sig)
 
 
 @njit(cache=True, nogil=True)
@@ -116,7 +136,7 @@ def _window_medians(d, m, length):
     nrows = d.shape[0] - length + 1
     ncols = d.shape[1]
     out = np.full(nrows, np.nan)
-    buf = np.empty(length * ncols, dtype=np.float32)
+    buf = np.empty(length * ncols, dtype=d.dtype)
     for r in range(nrows):
         k = 0
         for rr in range(r, r + length):
@@ -130,7 +150,7 @@ def _window_medians(d, m, length):
         if k % 2 == 1:
             out[r] = w[k // 2]
         else:
-            out[r] = (w[k // 2 - 1] + w[k // 2]) / np.float32(2.0)
+            out[r] = (w[k // 2 - 1] + w[k // 2]) / 2
     return out
 
 
@@ -144,9 +164,7 @@ def _running_median(data: np.ndarray, good: np.ndarray, length: int) -> np.ndarr
     idx = np.concatenate(
         [np.arange(half, 0, -1), np.arange(nrows), np.arange(nrows - 2, nrows - 2 - half, -1)]
     )
-    return _window_medians(
-        np.ascontiguousarray(data[idx], dtype=np.float32), np.ascontiguousarray(good[idx]), length
-    )
+    return _window_medians(np.ascontiguousarray(data[idx]), np.ascontiguousarray(good[idx]), length)
 
 
 def nir_side_signal(
@@ -156,6 +174,7 @@ def nir_side_signal(
     tb: np.ndarray,
     smoothing_length: int = 11,
     nrows_full: int = NIR_SIZE,
+    wide: np.ndarray | None = None,
 ) -> np.ndarray:
     """Side reference signal per (integration, group, global row): float64 (nints, ngroups, nrows_full).
 
@@ -163,20 +182,22 @@ def nir_side_signal(
     the side reference columns present (rows at global rows ``gy``), or None. The top/bottom
     signal ``tb`` is removed first (as the correction does); rows of the full frame that are not
     in the data count as unusable. Left and right running medians are averaged (one alone if the
-    other is NaN; 0 if both are).
+    other is NaN; 0 if both are). ``wide`` as in :func:`nir_amp_signals`.
     """
     sides = [s for s in (left, right) if s is not None]
     nints, ngroups = sides[0][0].shape[:2] if sides else tb.shape[:2]
+    if wide is None:
+        wide = np.zeros((nints, ngroups), bool)
     out = np.zeros((nints, ngroups, nrows_full))
     for i in range(nints):
         for g in range(ngroups):
             meds = []
+            dtype = np.float64 if wide[i, g] else np.float32
             for values, dq, gx in sides:
-                full = np.zeros((nrows_full, len(gx)), dtype=np.float32)
+                full = np.zeros((nrows_full, len(gx)), dtype=dtype)
                 good = np.zeros((nrows_full, len(gx)), dtype=bool)
-                corr = (
-                    values[i, g] - _tb_for_columns(tb, gx)[min(i, tb.shape[0] - 1), min(g, tb.shape[1] - 1)]
-                )
+                sig = _tb_for_columns(tb, gx)[min(i, tb.shape[0] - 1), min(g, tb.shape[1] - 1)]
+                corr = values[i, g].astype(dtype) - sig.astype(dtype)
                 full[gy] = corr
                 good[gy] = (dq & _DNU) == 0
                 meds.append(_running_median(full, good, smoothing_length))
@@ -194,7 +215,7 @@ def nir_side_signal(
 def subarray_signals(
     values: np.ndarray, dq: np.ndarray, gx: np.ndarray, odd_even_columns: bool = True, siglimit: float = 3.0
 ) -> np.ndarray:
-    """One-output subarray signal per (integration, group, parity): float32 (nints, ngroups, 4, 2)
+    """One-output subarray signal per (integration, group, parity): (nints, ngroups, 4, 2) (float32 maths)
     (the same for the four amplifier slots, so :func:`apply_nir` applies it).
 
     ``values`` (nints, ngroups, n) are candidate pixels, ``dq`` (n,) their PIXELDQ and ``gx`` (n,)
@@ -202,7 +223,7 @@ def subarray_signals(
     are used. NaN (no correction) when there are none.
     """
     nints, ngroups = values.shape[:2]
-    out = np.full((nints, ngroups, 4, 2), np.nan, dtype=np.float32)
+    out = np.full((nints, ngroups, 4, 2), np.nan)
     use = ((dq & _REF) == _REF) & ((dq & _DNU) == 0)
     if not use.any():
         return out
@@ -220,6 +241,34 @@ def subarray_signals(
     return out
 
 
+@njit(cache=True, nogil=True)
+def _apply_nir(sci, gx0, gy0, tb, side, side_gain, use_side, wide):
+    nints, ngroups, ny, nx = sci.shape
+    out = np.empty(sci.shape, dtype=np.float32)
+    for i in range(nints):
+        for g in range(ngroups):
+            w = wide[i, g]
+            for x in range(nx):
+                gx = gx0 + x
+                amp = min(gx // AMP_WIDTH, 3)
+                v = tb[i, g, amp, gx % 2]
+                if np.isnan(v):
+                    v = 0.0
+                v32 = np.float32(v)
+                for y in range(ny):
+                    if w:
+                        r64 = np.float64(sci[i, g, y, x]) - v
+                        if use_side:
+                            r64 = r64 - side_gain * side[i, g, gy0 + y]
+                        out[i, g, y, x] = np.float32(r64)
+                    else:
+                        r = sci[i, g, y, x] - v32
+                        if use_side:
+                            r = np.float32(np.float64(r) - side_gain * side[i, g, gy0 + y])
+                        out[i, g, y, x] = r
+    return out
+
+
 def apply_nir(
     sci: np.ndarray,
     gx0: int,
@@ -227,16 +276,26 @@ def apply_nir(
     tb: np.ndarray,
     side: np.ndarray | None = None,
     side_gain: float = 1.0,
+    wide: np.ndarray | None = None,
 ) -> np.ndarray:
     """Subtract the signals from a tile (nints, ngroups, ty, tx) whose first pixel is at global
-    (gy0, gx0): float32 ``sci - tb[amp, parity]`` then ``- side_gain * side[row]`` (float64 maths)."""
-    ny, nx = sci.shape[-2:]
-    gx = np.arange(gx0, gx0 + nx)
-    out = np.subtract(sci, _tb_for_columns(tb, gx)[:, :, None, :], dtype=np.float32)
-    if side is not None:
-        rows = side[:, :, gy0 : gy0 + ny, None]
-        out = (out - side_gain * rows).astype(np.float32)
-    return out
+    (gy0, gx0): ``sci - tb[amp, parity] - side_gain * side[row]``, stored as float32. Groups
+    not ``wide`` (see :func:`wide_groups`) subtract ``tb`` in float32 first. NaN signals count as 0."""
+    nints, ngroups = sci.shape[:2]
+    use_side = side is not None
+    side_arr = np.zeros((1, 1, 1)) if side is None else np.ascontiguousarray(side, dtype=np.float64)
+    if wide is None:
+        wide = np.zeros((nints, ngroups), bool)
+    return _apply_nir(
+        np.ascontiguousarray(sci, dtype=np.float32),
+        int(gx0),
+        int(gy0),
+        np.ascontiguousarray(tb, dtype=np.float64),
+        side_arr,
+        float(side_gain),
+        use_side,
+        np.ascontiguousarray(wide, dtype=np.bool_),
+    )
 
 
 def miri_signals(

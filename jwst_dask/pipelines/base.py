@@ -26,7 +26,7 @@ import xarray as xr
 
 from jwst_dask.errors import ParameterError, ReferenceFileError
 from jwst_dask.pipelines import graphs
-from jwst_dask.steps.base import Products, Step, resolve_class
+from jwst_dask.steps.base import Products, Step, known_parameters, resolve_class
 from jwst_dask.steps.params import ParamSpec, read_parameter_file
 
 __all__ = ["Pipeline"]
@@ -70,12 +70,25 @@ class Pipeline(Step):
         object.__setattr__(self, "_definition", defn)
         object.__setattr__(self, "_step_names", graphs.all_step_names(defn))
         file_pars: dict[str, Any] = {"parameters": {}, "steps": {}}
+        dropped: list[str] = []
         if config_file:
             file_pars = read_parameter_file(config_file)
+            top, dropped = known_parameters(file_pars, file_pars["parameters"], self._definition_specs())
+            file_pars["parameters"] = top
         super().__init__(name=name or type(self).__name__, parent=parent, **file_pars["parameters"])
+        for key in dropped:
+            self.log.warning("Parameter %r from an official parameter file does not apply here: ignored", key)
         self.config_file = os.fspath(config_file) if config_file else None
         self.log.info("%s instance created.", type(self).__name__)
         steps = dict(steps or {})
+        official = str(file_pars.get("class") or "").startswith("jwst.")
+        for step_name, pars in list(file_pars["steps"].items()):
+            if official and step_name not in self._step_names and _is_true(pars.get("skip")):
+                # a step of a newer jwst this pipeline does not have, switched off anyway
+                self.log.warning(
+                    "Parameter file step %r is not in %s; it is skipped there: ignored", step_name, self.name
+                )
+                del file_pars["steps"][step_name]
         for label, source in (("parameter file", file_pars["steps"]), ("steps", steps)):
             unknown = sorted(set(source) - set(self._step_names))
             if unknown:
@@ -85,9 +98,18 @@ class Pipeline(Step):
                 )
         for step_name in self._step_names:
             cls = self._step_class(step_name)
+            from_file, dropped = known_parameters(
+                file_pars, file_pars["steps"].get(step_name, {}), cls.merged_spec()
+            )
+            for key in dropped:
+                self.log.warning(
+                    "Parameter %r of step %s from an official parameter file does not apply here: ignored",
+                    key,
+                    step_name,
+                )
             pars = {
                 **defn["step_parameters"].get(step_name, {}),
-                **file_pars["steps"].get(step_name, {}),
+                **from_file,
                 **(steps.get(step_name) or {}),
             }
             sub = cls(name=step_name, parent=self, **pars)
@@ -125,10 +147,14 @@ class Pipeline(Step):
     def parameter_specs(self) -> dict[str, ParamSpec]:
         """The universal parameters, the class spec, and the definition's ``parameters`` (whose
         values are the defaults)."""
+        return self._definition_specs()
+
+    def _definition_specs(self) -> dict[str, ParamSpec]:
         spec = dict(self.merged_spec())
+        owner = f"pipeline {type(self).__name__}"
         for key, value in self._definition.get("parameters", {}).items():
             if key in spec:
-                spec[key] = dataclasses.replace(spec[key], default=spec[key].convert(value, self.name))
+                spec[key] = dataclasses.replace(spec[key], default=spec[key].convert(value, owner))
             else:
                 spec[key] = _infer_spec(key, value)
         return spec
@@ -260,6 +286,10 @@ class Pipeline(Step):
         if saving:
             targets += _pairs(current, suffix, lambda s: self.output_path(s, root))
         return current, products, targets
+
+
+def _is_true(value: Any) -> bool:
+    return value is True or (isinstance(value, str) and value.strip().lower() in ("true", "yes", "1"))
 
 
 def _pairs(result: Products, suffix: str, path_of) -> list[tuple[xr.Dataset, Path]]:

@@ -10,7 +10,8 @@ Layout (a standard CRDS cache in "instrument" sub-directory mode, read by the st
 :func:`ensure_local_cache` copies the rules (again whenever ``stores/`` changed) and writes the
 config. Reference files are generated one at a time, only when a lookup selects them
 (:func:`ensure_reference`), by ``jwst_dask.simulate.references.build_reference`` called with the
-selection keywords of the rmap Match tuple that names the file and its USEAFTER date. A file lock
+selection keywords of the rmap Match tuple that names the file and its USEAFTER date
+(:func:`ensure_all_references` builds them all at once, e.g. for a read-only shared cache). A file lock
 per reference makes concurrent processes and Dask workers safe: one builds, the others wait; the
 file appears atomically (written aside, then renamed).
 """
@@ -18,6 +19,7 @@ file appears atomically (written aside, then renamed).
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -32,6 +34,7 @@ from jwst_dask.refs.rules import CONTEXT
 
 __all__ = [
     "Builder",
+    "ensure_all_references",
     "ensure_local_cache",
     "ensure_reference",
     "reference_selection",
@@ -53,12 +56,24 @@ def stores_mappings() -> Path:
     return data_dir("stores") / "crds" / "mappings" / "jwst"
 
 
+_STAMPS: dict[tuple, str] = {}
+
+
 def _stamp(folder: Path) -> str:
-    digest = hashlib.sha1()
-    for path in sorted(folder.glob("*.?map")):
-        digest.update(path.name.encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
+    """A digest of the mapping files in ``folder`` (recomputed only when their stat changes)."""
+    entries = sorted(
+        (e.name, e.stat().st_mtime_ns, e.stat().st_size)
+        for e in os.scandir(folder)
+        if e.name.endswith((".pmap", ".imap", ".rmap"))
+    )
+    key = (str(folder), tuple(entries))
+    if key not in _STAMPS:
+        digest = hashlib.sha1()
+        for name, _, _ in entries:
+            digest.update(name.encode())
+            digest.update((folder / name).read_bytes())
+        _STAMPS[key] = digest.hexdigest()
+    return _STAMPS[key]
 
 
 def ensure_local_cache(root: str | Path | None = None) -> Path:
@@ -169,3 +184,19 @@ def ensure_reference(root: Path, context: str, filename: str, *, builder: Builde
         finally:
             shutil.rmtree(tmpdir, ignore_errors=True)
     return path
+
+
+def ensure_all_references(
+    root: str | Path | None = None, *, context: str = CONTEXT, builder: Builder | None = None
+) -> list[Path]:
+    """Build every reference file the rules of ``context`` name (e.g. to prepare a read-only shared
+    cache for a cluster); return their paths. Files already present are kept."""
+    from jwst_dask.refs.environment import CrdsSetup, crds_session
+
+    root = ensure_local_cache(root)
+    setup = CrdsSetup(user=False, path=root, server_url=None, context=None)
+    with crds_session(setup):
+        import crds
+
+        names = sorted(crds.get_cached_mapping(context).reference_names())
+        return [ensure_reference(root, context, name, builder=builder) for name in names]

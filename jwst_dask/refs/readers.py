@@ -98,13 +98,18 @@ _META_KEYWORDS = {
 class _FitsImage:
     """A lazily read window of one FITS image extension, sliced by dask block by block.
 
-    Picklable (holds only the path and numbers), so Dask workers open the file themselves.
-    ``offset`` shifts the last two axes: element ``[..., i, j]`` is file pixel
+    Each block is read with a read-only ``np.memmap`` of the extension's data (only the bytes of
+    the block's rows are touched) and converted from the FITS storage (big-endian, BZERO/BSCALE)
+    to ``dtype``. Picklable (holds only the path and numbers), so Dask workers open the file
+    themselves. ``offset`` shifts the last two axes: element ``[..., i, j]`` is file pixel
     ``[..., i + offset[0], j + offset[1]]``.
     """
 
-    def __init__(self, path: str, index: int, shape: tuple, dtype: np.dtype, offset=(0, 0)):
-        self.path, self.index = path, index
+    def __init__(self, path: str, data_offset: int, file_shape: tuple, bitpix: int, scaling: tuple,
+                 shape: tuple, dtype: np.dtype, offset=(0, 0)):  # fmt: skip
+        self.path, self.data_offset, self.file_shape = path, data_offset, tuple(file_shape)
+        self.raw = np.dtype(_RAW[bitpix])
+        self.bscale, self.bzero = scaling
         self.shape, self.dtype = tuple(shape), np.dtype(dtype)
         self.ndim = len(self.shape)
         self.offset = tuple(offset)
@@ -120,9 +125,27 @@ class _FitsImage:
             if self.ndim >= 2 and axis >= self.ndim - 2:
                 shift = self.offset[axis - (self.ndim - 2)]
             full.append(slice(start + shift, stop + shift, step))
-        with fits.open(self.path, memmap=False, lazy_load_hdus=True) as hdul:
-            block = hdul[self.index].section[tuple(full)]
-        return np.asarray(block, dtype=self.dtype)
+        mm = np.memmap(self.path, dtype=self.raw, mode="r", offset=self.data_offset, shape=self.file_shape)
+        try:
+            block = np.array(mm[tuple(full)])
+        finally:
+            del mm
+        return _convert(block, self.dtype, self.bscale, self.bzero)
+
+
+#: FITS BITPIX -> on-disk dtype
+_RAW = {8: "u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
+
+
+def _convert(block: np.ndarray, dtype: np.dtype, bscale: float, bzero: float) -> np.ndarray:
+    """Stored FITS values -> logical values of ``dtype`` (unsigned via BZERO, or scaled)."""
+    if dtype.kind == "u" and block.dtype.kind == "i" and bscale == 1:
+        native = block.astype(f"i{block.dtype.itemsize}")
+        flip = np.array(1 << (8 * block.dtype.itemsize - 1), dtype=dtype)
+        return native.view(dtype) ^ flip
+    if bscale != 1 or bzero != 0:
+        return (block.astype(np.float64) * bscale + bzero).astype(dtype)
+    return block.astype(dtype)
 
 
 def _image_dtype(header: fits.Header) -> np.dtype:
@@ -282,12 +305,21 @@ def _open_fits(path: Path, like: xr.Dataset | None, translate_dq: bool) -> xr.Da
                     variables[f"{name}.{col}"] = xr.Variable((f"{name}_row", *extra), values)
             elif hdu.is_image and hdu.header.get("NAXIS", 0) > 0:
                 shape = tuple(hdu.header[f"NAXIS{i}"] for i in range(hdu.header["NAXIS"], 0, -1))
-                images.append((index, name, shape, _image_dtype(hdu.header)))
+                scaling = (float(hdu.header.get("BSCALE", 1)), float(hdu.header.get("BZERO", 0)))
+                layout = (hdu.fileinfo()["datLoc"], hdu.header["BITPIX"], scaling)
+                images.append((index, name, shape, _image_dtype(hdu.header), layout))
     if like is not None:
         like_chunks = _like_chunks(like)
-    token = tokenize(str(path), path.stat().st_mtime_ns, None if like is None else _science_window(like))
-    for index, name, shape, dtype in images:
+    mtime = path.stat().st_mtime_ns
+    sizes: dict[str, int] = {}
+    for _index, name, shape, dtype, (data_offset, bitpix, scaling) in images:
         dims = _dims(reftype, name, shape)
+        # a leading axis whose length differs from the same axis of an earlier extension (the MIRI
+        # dark DQ is (nints, 1, y, x)) gets its own name, e.g. "group_dq"
+        dims = tuple(
+            d if d in ("y", "x") or sizes.setdefault(d, n) == n else f"{d}_{name.lower()}"
+            for d, n in zip(dims, shape)
+        )
         offset, out_shape = (0, 0), shape
         if dims[-2:] == ("y", "x") and like is not None:
             y0, x0, ny, nx = _cut(path.name, shape, ref_start, like)
@@ -304,11 +336,11 @@ def _open_fits(path: Path, like: xr.Dataset | None, translate_dq: bool) -> xr.Da
             else:
                 ych, xch = _tile_chunks(out_shape[-2]), _tile_chunks(out_shape[-1])
             chunks = (*chunks[:-2], ych, xch)
-        source = _FitsImage(str(path), index, out_shape, dtype, offset)
+        source = _FitsImage(str(path), data_offset, shape, bitpix, scaling, out_shape, dtype, offset)
         array = da.from_array(
             source,
             chunks=chunks,
-            name=f"ref-{name.lower()}-{token}",
+            name=f"ref-{name.lower()}-{tokenize(str(path), mtime, name, offset, chunks)}",
             meta=np.empty((0,) * len(out_shape), dtype=dtype),
         )
         variables[name] = xr.Variable(dims, array)

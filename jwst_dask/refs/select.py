@@ -116,6 +116,11 @@ def _error(reftype: str, context: str, params: Mapping[str, Any], detail: str) -
 
 
 def _short(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):  # crds's fatal_error(): it logged the reason and exited
+        import os
+
+        where = os.environ.get("CRDS_PATH", "(crds default)")
+        return f"CRDS found no usable cache at {where} (config/jwst/server_config) and no server"
     text = " ".join(str(exc).split())
     return text if len(text) < 300 else text[:297] + "..."
 
@@ -127,13 +132,13 @@ def _recommend(params: dict, reftypes: list[str], context: str | None) -> tuple[
 
     try:
         final = heavy_client.get_processing_mode("jwst", context)[1]
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # crds calls sys.exit when it finds no usable cache
         raise ReferenceFileError(
             f"CRDS rules not usable (context {context or 'default'}): {_short(exc)}"
         ) from exc
     try:
         crds.get_cached_mapping(final)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         raise ReferenceFileError(f"CRDS rules {final} cannot be loaded: {_short(exc)}") from exc
     names: dict[str, str] = {}
     for reftype in reftypes:
@@ -141,7 +146,7 @@ def _recommend(params: dict, reftypes: list[str], context: str | None) -> tuple[
             found = crds.getrecommendations(
                 params, reftypes=[reftype], observatory="jwst", context=final, fast=True
             )
-        except Exception as exc:  # CrdsLookupError, malformed rmaps, checksum errors, ...
+        except (Exception, SystemExit) as exc:  # CrdsLookupError, bad rmaps, checksums; crds may sys.exit
             raise _error(reftype, final, params, _short(exc)) from exc
         name = found.get(reftype, "NOT FOUND no result")
         if name.startswith(_NA):
@@ -201,7 +206,7 @@ def _user_references(params: dict, reftypes: list[str], context: str, names: dic
             path = crds.getreferences(params, reftypes=[reftype], observatory="jwst", context=context)[
                 reftype
             ]
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             sel = _selection_text(params, _rule_keys(context, params, reftype))
             raise ReferenceFileError(
                 f"{reftype} reference {names[reftype]} for {sel} is missing from "

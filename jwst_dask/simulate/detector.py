@@ -129,8 +129,8 @@ def _fields(name: str) -> dict[str, np.ndarray]:
     def rng(prop: str) -> np.random.Generator:
         return np.random.default_rng(stable_seed("detector", name, prop))
 
-    yy, xx = np.mgrid[0:ny, 0:nx].astype(np.float32)
-    u, v = (xx / nx - 0.5), (yy / ny - 0.5)
+    u = (np.arange(nx, dtype=np.float32) / nx - 0.5)[None, :]
+    v = (np.arange(ny, dtype=np.float32) / ny - 0.5)[:, None]
     amp = amplifier_index(det, np.arange(nx))
     out: dict[str, np.ndarray] = {}
 
@@ -266,8 +266,8 @@ def _flat(name: str, filt: str, early: bool) -> np.ndarray:
     qe = field(name, "qe").astype(np.float64)
     r = np.random.default_rng(stable_seed("flat-filter", name, filt))
     a, b = r.uniform(-0.02, 0.02, 2)
-    yy, xx = np.mgrid[0:ny, 0:nx]
-    u, v = xx / nx - 0.5, yy / ny - 0.5
+    u = (np.arange(nx) / nx - 0.5)[None, :]
+    v = (np.arange(ny) / ny - 0.5)[:, None]
     illum = 1.0 + a * u + b * v
     if early:
         illum *= 1.0 + 0.01 * np.cos(np.pi * u)

@@ -21,7 +21,9 @@ SCA_NUM = {"NRCA1": 481, "MIRIMAGE": 493}
 AXES = {"NRCA1": (-1, 2), "MIRIMAGE": (1, 2)}
 
 
-def exposure_filename(program: str, observation: str, visit: str, exposure: int, detector: str, suffix="uncal"):
+def exposure_filename(
+    program: str, observation: str, visit: str, exposure: int, detector: str, suffix: str = "uncal"
+) -> str:
     """JWST file name ``jw<ppppp><ooo><vvv>_<gg><s><aa>_<eeeee>_<detector>_<suffix>.fits``."""
     return f"jw{program}{observation}{visit}_01101_{exposure:05d}_{detector.lower()}_{suffix}.fits"
 
@@ -86,10 +88,8 @@ def level1b_meta(
         sample_time=10.0,
         count=exposure,
         data_problem=False,
-        primary_parallel="PRIME",
+        prime_parallel="PRIME",
     )
-    exp.pop("primary_parallel")
-    exp["prime_parallel"] = "PRIME"
     exp["readpatt"] = readout.readpatt
     if instrument == "MIRI":
         exp["miri_fsw_nframes"] = readout.nframes
@@ -156,5 +156,9 @@ def level1b_meta(
         "aperture": {"name": ap.name if subarray == "FULL" else f"{ap.name.split('_')[0]}_{subarray}"},
         "pointing": {"ra_v1": float(ra_v1), "dec_v1": float(dec_v1), "pa_v3": pointing.roll_ref},
         "wcsinfo": wcsinfo_meta(detector, pointing, xstart, ystart),
-        "velocity_aberration": {"scale_factor": 1.0, "va_ra_ref": pointing.ra_ref, "va_dec_ref": pointing.dec_ref},
+        "velocity_aberration": {
+            "scale_factor": 1.0,
+            "va_ra_ref": pointing.ra_ref,
+            "va_dec_ref": pointing.dec_ref,
+        },
     }

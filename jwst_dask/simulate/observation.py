@@ -53,7 +53,9 @@ class ExposureInfo:
     transit: dict | None
 
 
-def transit_lightcurve(t: np.ndarray, t_mid: float, duration: float, depth: float, ingress: float) -> np.ndarray:
+def transit_lightcurve(
+    t: np.ndarray, t_mid: float, duration: float, depth: float, ingress: float
+) -> np.ndarray:
     """Relative flux of a trapezoid transit at times ``t`` (same unit as the other times): 1 out of
     transit, ``1 - depth`` at full depth, linear over ``ingress`` at each side of ``duration``."""
     x = np.abs(np.asarray(t, dtype=np.float64) - t_mid)
@@ -67,7 +69,7 @@ def plan_observation(preset_name: str, seed: int = 0, **options) -> tuple[list[E
     base = get_preset(preset_name)
     p, sw = configure(base, options)
     det = phys.detector_spec(p.detector)
-    sub_x0, sub_y0, sub_nx, sub_ny, _ = SUBARRAYS[p.detector][p.subarray]
+    _, _, sub_nx, sub_ny, _ = SUBARRAYS[p.detector][p.subarray]
     readout = make_readout(p.instrument, p.readpatt, p.ngroups, p.nints, sub_nx, sub_ny, p.noutputs)
     assert abs(readout.frame_time - frame_time(p.instrument, sub_nx, sub_ny, p.noutputs, p.readpatt)) < 1e-9
     ap = APERTURES[p.detector]
@@ -99,8 +101,8 @@ def plan_observation(preset_name: str, seed: int = 0, **options) -> tuple[list[E
         sources["variable"][0] = True
         tname_ra, tname_dec = ra_c, dec_c
     else:
-        n_st = max(8, int(round(p.n_stars * frac)))
-        n_gal = max(4, int(round(p.n_galaxies * frac)))
+        n_st = max(8, round(p.n_stars * frac))
+        n_gal = max(4, round(p.n_galaxies * frac))
         sources = make_sources(rng, n_st, n_gal, ra_c, dec_c, radius)
         # one bright, saturating star near the centre of every field
         sources["ra"][0] = ra_c + 0.21 * p.xsize * pix / 3600.0 / np.cos(np.deg2rad(dec_c))
@@ -174,7 +176,7 @@ def exposure_dataset(info: ExposureInfo) -> xr.Dataset:
         data["ZEROFRAME"] = (("integration", "y", "x"), zeroframe_array(plan))
     if p.refout:
         ref = refout_array(plan)
-        data["REFOUT"] = (("integration", "group", "y", "x_refout"), da.from_array(ref, chunks=(-1, -1, -1, -1)))
+        data["REFOUT"] = (("integration", "group", "y", "x_refout"), da.from_array(ref, chunks=-1))
     tables = {
         "GROUP": group_table(plan.readout, start_mjd, plan.xsize, plan.ysize),
         "INT_TIMES": int_times_table(plan.readout, start_mjd),

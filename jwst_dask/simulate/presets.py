@@ -75,7 +75,8 @@ PRESETS: dict[str, Preset] = {
         1, 1, 1032, 1024, 4, "FAST", 10, 2, 1, False, "2024-09-10T20:15:00.000",
         (150.1163, 2.2011, "SIM-MIRI-FIELD"), 290.0, 6.0, 70, 50,
         refout=True, dither_pixels=((0.0, 0.0), (11.3, 7.9), (-8.6, 12.2), (6.1, -10.4)),
-        pointing_error_arcsec=0.05, roll_error_deg=0.0005, observation="003", filters=("F770W", "F560W", "F1000W"),
+        pointing_error_arcsec=0.05, roll_error_deg=0.0005, observation="003",
+        filters=("F770W", "F560W", "F1000W"),
     ),
 }  # fmt: skip
 
@@ -124,7 +125,9 @@ def configure(preset: Preset, options: dict) -> tuple[Preset, dict]:
     if options.get("filter"):
         f = str(options["filter"]).upper()
         if f not in preset.filters:
-            raise ParameterError(f"filter {f!r} not supported by preset {preset.name}; use {', '.join(preset.filters)}")
+            raise ParameterError(
+                f"filter {f!r} not supported by preset {preset.name}; use {', '.join(preset.filters)}"
+            )
         changes["filter"] = f
     if options.get("date"):
         changes["date"] = str(options["date"])
@@ -138,7 +141,9 @@ def configure(preset: Preset, options: dict) -> tuple[Preset, dict]:
                 f"size={size} out of range 16..{min(preset.xsize, preset.ysize)} for preset {preset.name}"
             )
         if preset.refout and size % 4:
-            raise ParameterError(f"size={size} must be a multiple of 4 for {preset.name} (REFOUT has xsize/4 columns)")
+            raise ParameterError(
+                f"size={size} must be a multiple of 4 for {preset.name} (REFOUT has xsize/4 columns)"
+            )
         changes.update(xsize=size, ysize=size)
     switches = {
         "noiseless": bool(options.get("noiseless", False)),

@@ -111,11 +111,12 @@ def write_truth(info, outdir: Path) -> dict[str, Path]:
     out["saturated"] = root.with_name(root.name + "_saturated.ecsv")
     Table({name: sat[name] for name in sat.dtype.names}).write(out["saturated"], overwrite=True)
 
+    cosd = np.cos(np.deg2rad(info.commanded.dec_ref))
     ptg = {
         "commanded": info.commanded.as_dict(),
         "true": info.true.as_dict(),
         "error_arcsec": {
-            "ra": (info.true.ra_ref - info.commanded.ra_ref) * 3600.0 * np.cos(np.deg2rad(info.commanded.dec_ref)),
+            "ra": (info.true.ra_ref - info.commanded.ra_ref) * 3600.0 * cosd,
             "dec": (info.true.dec_ref - info.commanded.dec_ref) * 3600.0,
             "roll_deg": info.true.roll_ref - info.commanded.roll_ref,
         },
@@ -132,11 +133,15 @@ def write_truth(info, outdir: Path) -> dict[str, Path]:
         "pixar_sr": sr,
         "background_dn_s": p.background,
         "psf_sigma_pix": plan.psf,
-        "n_cosmic_ray_pixels": int(len(hits)),
-        "n_saturated_pixels": int(len(sat)),
+        "n_cosmic_ray_pixels": len(hits),
+        "n_saturated_pixels": len(sat),
         "transit": info.transit,
-        "readout": {"frame_time": plan.readout.frame_time, "group_time": plan.readout.group_time,
-                    "nframes": plan.readout.nframes, "groupgap": plan.readout.groupgap},  # fmt: skip
+        "readout": {
+            "frame_time": plan.readout.frame_time,
+            "group_time": plan.readout.group_time,
+            "nframes": plan.readout.nframes,
+            "groupgap": plan.readout.groupgap,
+        },
         "subarray": {"xstart": plan.xstart, "ystart": plan.ystart, "xsize": plan.xsize, "ysize": plan.ysize},
     }
     out["json"] = root.with_name(root.name + "_truth.json")

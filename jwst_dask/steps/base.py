@@ -5,16 +5,19 @@ implements :meth:`Step.process`, which turns a Dataset into a lazy Dataset (or a
 products keyed by suffix, e.g. ``{"rate": ..., "rateints": ...}``). The base class supplies the
 universal parameters, parameter files, skipping, hooks, reference-file lookup with
 ``override_<reftype>``, the ``meta.ref_file`` / ``meta.cal_step`` bookkeeping, and saving (one
-compute for all the products of a run).
+compute for all the products of a run)::
 
-    >>> result = SaturationStep.call("jw..._uncal.fits", n_pix_grow_sat=0)   # lazy Dataset
-    >>> step = SaturationStep(n_pix_grow_sat=0); out = step.run(ds)
+    result = SaturationStep.call("jw..._uncal.fits", n_pix_grow_sat=0)  # lazy Dataset
+    step = SaturationStep(n_pix_grow_sat=0)
+    step.n_pix_grow_sat = 2  # type-checked against the spec
+    out = step.run(ds)
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+import logging
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -27,7 +30,7 @@ from jwst_dask import log as _log
 from jwst_dask.errors import AssociationError, InputFileError, ParameterError, ReferenceFileError
 from jwst_dask.steps.params import ParamSpec, parse_spec, read_parameter_file, write_parameter_file
 
-__all__ = ["Step", "output_root", "resolve_class"]
+__all__ = ["Step", "known_parameters", "output_root", "resolve_class"]
 
 #: the universal parameters every step and pipeline has (the official stpipe set).
 UNIVERSAL_SPEC = """
@@ -125,11 +128,19 @@ class Step:
             object.__setattr__(self, key, p.default if not isinstance(p.default, list) else list(p.default))
         object.__setattr__(self, "_ready", True)
         file_params: dict[str, Any] = {}
+        dropped: list[str] = []
         if config_file:
-            file_params = dict(read_parameter_file(config_file)["parameters"])
+            pars = read_parameter_file(config_file)
+            file_params, dropped = known_parameters(pars, pars["parameters"], spec)
         self.set_parameters({**file_params, **params})
         self.log = _log.get_logger(*self._log_path())
         self.log.debug("%s instance created.", type(self).__name__)
+        for key in dropped:
+            self.log.warning("Parameter %r from an official parameter file does not apply here: ignored", key)
+
+    def __repr__(self) -> str:
+        changed = ", ".join(f"{k}={v!r}" for k, v in self._nondefault_pars().items())
+        return f"<{type(self).__name__} {self.name}{': ' + changed if changed else ''}>"
 
     def _log_path(self) -> tuple[str, ...]:
         if self.parent is not None:
@@ -247,8 +258,10 @@ class Step:
             self.log.info("Step skipped.")
             result = _each(ds, self._mark_skipped)
         else:
-            for hook in self.pre_hooks or ():
-                self._run_hook(hook, ds)
+            for hook in self.pre_hooks or ():  # a hook returning a product replaces the input
+                out = self._run_hook(hook, ds)
+                if out is not None:
+                    ds = out
             self._refs_used = {}
             if isinstance(ds, dict):
                 result = {k: self.process(v) for k, v in ds.items()}
@@ -308,8 +321,7 @@ class Step:
     def open_input(self, input: Any) -> Products:
         """A Dataset (or dict of them) from a Dataset, a FITS/zarr path or an association file."""
         if isinstance(input, xr.Dataset | dict):
-            if self._root is None:
-                self._root = _root_of(input)
+            self._root = _root_of(input)
             return input
         if isinstance(input, str | os.PathLike):
             path = Path(input)
@@ -356,11 +368,13 @@ class Step:
 
             result = best_references(ds.jwst.meta, [reftype])[reftype]
             self._refs[reftype] = result
+        again = reftype in self._refs_used  # a dict of products asks once per product
         self._refs_used[reftype] = "N/A" if result == "N/A" else f"crds://{Path(result).name}"
+        level = logging.DEBUG if again else logging.INFO
         if result == "N/A":
-            self.log.info("No %s reference file found (N/A).", reftype.upper())
+            self.log.log(level, "No %s reference file found (N/A).", reftype.upper())
         else:
-            self.log.info("Using %s reference file %s", reftype.upper(), result)
+            self.log.log(level, "Using %s reference file %s", reftype.upper(), result)
         return result
 
     def get_reference_dataset(self, ds: xr.Dataset, reftype: str) -> xr.Dataset | None:
@@ -437,6 +451,26 @@ class Step:
 
 
 # ------------------------------------------------------------------------------------- helpers
+def known_parameters(
+    pars_file: Mapping[str, Any], params: Mapping[str, Any], spec: Mapping[str, ParamSpec]
+) -> tuple[dict[str, Any], list[str]]:
+    """The parameters of a file section, minus, when the file was written by the official pipeline
+    (``class: jwst....``, maybe a newer jwst version), those ``spec`` does not know or whose value
+    does not fit it; their names are the second item. Our own files keep every entry (so unknown
+    names and wrong types fail)."""
+    params = dict(params)
+    if not str(pars_file.get("class") or "").startswith("jwst."):
+        return params, []
+    kept: dict[str, Any] = {}
+    dropped: list[str] = []
+    for key, value in params.items():
+        try:
+            kept[key] = spec[key].convert(value)
+        except (KeyError, ParameterError):
+            dropped.append(key)
+    return kept, dropped
+
+
 def _each(result: Products, fn: Callable[[xr.Dataset], xr.Dataset]) -> Products:
     if isinstance(result, dict):
         return {k: fn(v) for k, v in result.items()}

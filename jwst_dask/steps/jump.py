@@ -17,6 +17,8 @@ whole-exposure task after the tiles (:mod:`jwst_dask.kernels.large_events`).
 
 from __future__ import annotations
 
+import dataclasses
+
 import dask
 import dask.array as da
 import numpy as np
@@ -39,8 +41,6 @@ _4D = "igyx"
 def _stage_a(sci, gdq, gain, rn, table, e1, e2, *, params, static_mode):
     mode = static_mode if table is None else kern.frame_mode(table, params)
     if e1 is not None:
-        import dataclasses
-
         params = dataclasses.replace(params, after_jump_flag_e1=float(e1), after_jump_flag_e2=float(e2))
     return kern.twopoint_block(sci, gdq, gain, rn, params, mode)
 
@@ -162,8 +162,8 @@ class JumpStep(Step):
         sci = ds["SCI"].data
         gdq = ds["GROUPDQ"].data
         if not isinstance(sci, da.Array):
-            sci = as_dask(sci, gain)
-            gdq = as_dask(gdq, gain)
+            sci = _as_dask(sci, gain)
+            gdq = _as_dask(gdq, gain)
         # every integration and group of a pixel in one block (ramp chunks already are)
         sci = sci.rechunk({0: -1, 1: -1, 2: gain.chunks[0], 3: gain.chunks[1]})
         gdq = gdq.rechunk(sci.chunks)
@@ -230,8 +230,12 @@ class JumpStep(Step):
     def _large_events(self, ds, sci, gdq, pdq, gain, rn, params) -> da.Array:
         """Snowballs / showers: one whole-exposure task, then back to the tiles."""
         meta = ds.jwst.meta
-        gtime = float(meta.get_path("exposure.group_time") or 0) or None
-        lp = big.LargeEventParams.from_step(self, gtime, params.nframes)
+        gtime = meta.get_path("exposure.group_time")
+        if not gtime:
+            raise ParameterError(
+                "jump: snowball/shower flagging needs meta.exposure.group_time (keyword TGROUP), absent"
+            )
+        lp = big.LargeEventParams.from_step(self, float(gtime), params.nframes)
         chunks = gdq.chunks
         whole = _whole(gdq)
         if self.expand_large_events:
@@ -256,7 +260,7 @@ def _only_if_sigclip(full, table, *, params):
     return np.zeros_like(full)
 
 
-def as_dask(arr, like: da.Array) -> da.Array:
+def _as_dask(arr, like: da.Array) -> da.Array:
     """A numpy ramp-shaped array as dask, tiled like the (y, x) reference array ``like``."""
     chunks = (*((n,) for n in arr.shape[:-2]), like.chunks[0], like.chunks[1])
     return da.from_array(np.asarray(arr), chunks=chunks)

@@ -33,11 +33,13 @@ _IFU_TYPES = ("NRS_IFU", "MIR_MRS")
 
 
 def gain_factor_of(ds: xr.Dataset | None) -> float | None:
-    """GAINFACT of a Dataset (``meta.exposure.gain_factor``, else a GAINFACT header keyword
-    kept in ``extra_fits``), or None when absent."""
+    """GAINFACT of a Dataset (``meta.exposure.gain_factor``, else a GAINFACT keyword of a
+    reference's primary ``header`` or of ``extra_fits``), or None when absent."""
     if ds is None:
         return None
     value = ds.jwst.meta.get_path("exposure.gain_factor")
+    if value is None:
+        value = (ds.attrs.get("header") or {}).get("GAINFACT")
     if value is None:
         for cards in (ds.attrs.get("extra_fits") or {}).values():
             for card in cards:

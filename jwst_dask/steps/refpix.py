@@ -29,13 +29,17 @@ def _rows(lo: int, hi: int, start: int, size: int) -> slice | None:
     return slice(a - start, b - start) if b > a else None
 
 
-def _nir_strips_tb(sci, pdq, y0, x0, ny, nx):
+def _nir_strips_tb(sci, pdq, y0, x0, ny, nx, flip_y=False, flip_x=False):
+    """The top and bottom reference rows present, in detector read order (so that the float32
+    means add up in the same order as a detector-frame computation)."""
     strips = []
     gx = np.arange(x0, x0 + nx)
+    cols = slice(None, None, -1 if flip_x else 1)
     for lo, hi in ((kern.NIR_SIZE - _NREF, kern.NIR_SIZE), (0, _NREF)):
         s = _rows(lo, hi, y0, ny)
         if s is not None:
-            strips.append((sci[:, :, s, :], pdq[s, :], gx))
+            rows = slice(s.stop - 1, s.start - 1 if s.start else None, -1) if flip_y else s
+            strips.append((sci[:, :, rows, cols], pdq[rows, cols], gx[cols]))
     return strips
 
 
@@ -47,8 +51,8 @@ def _nir_strips_side(sci, pdq, y0, x0, ny, nx):
     return out
 
 
-def _subarray_candidates(values, dq, gy, gx, odd_even_columns, siglimit):
-    order = np.lexsort((gx, gy))
+def _subarray_candidates(values, dq, gy, gx, odd_even_columns, siglimit, flip_y=False, flip_x=False):
+    order = np.lexsort((-gx if flip_x else gx, -gy if flip_y else gy))  # detector read order
     return kern.subarray_signals(values[:, :, order], dq[order], gx[order], odd_even_columns, siglimit)
 
 
@@ -79,8 +83,8 @@ def _border(sci, pdq, y0, x0, ny, nx):
     )
 
 
-def _apply_nir_block(sci, gy, gx, tb, side, *, side_gain):
-    return kern.apply_nir(sci, int(gx[0]), int(gy[0]), tb, side if side.size else None, side_gain)
+def _apply_nir_block(sci, gy, gx, tb, side, *, side_gain, wide):
+    return kern.apply_nir(sci, int(gx[0]), int(gy[0]), tb, side if side.size else None, side_gain, wide)
 
 
 def _apply_miri_block(sci, gy, gx, sig):
@@ -143,14 +147,18 @@ class RefPixStep(Step):
         out["SCI"] = ds["SCI"].copy(data=self._nir(ds["SCI"].data, ds, transpose))
         if "ZEROFRAME" in ds:
             z = ds["ZEROFRAME"].data
-            corr = self._nir(z[:, None], ds, transpose)[:, 0]
+            corr = self._nir(z[:, None], ds, transpose, zeroframe=True)[:, 0]
             out["ZEROFRAME"] = ds["ZEROFRAME"].copy(data=da.where(z == 0, np.float32(0), corr))
         return out.jwst.set_cal_step("refpix")
 
     # ------------------------------------------------------------------------------ NIR
-    def _nir(self, sci: da.Array, ds: xr.Dataset, transpose: bool) -> da.Array:
+    def _nir(self, sci: da.Array, ds: xr.Dataset, transpose: bool, zeroframe: bool = False) -> da.Array:
         pdq = ds["PIXELDQ"].data
         y0, x0 = subarray_origin(ds)
+        meta = ds.jwst.meta
+        fast = int(meta.get_path("subarray.fastaxis") or 1)
+        slow = int(meta.get_path("subarray.slowaxis") or 2)
+        flip_x, flip_y = fast < 0, slow < 0
         if transpose:
             sci, pdq, (y0, x0) = sci.transpose(0, 1, 3, 2), pdq.T, (x0, y0)
         nints, ngroups, ny, nx = sci.shape
@@ -158,23 +166,29 @@ class RefPixStep(Step):
         noutputs = ds.jwst.meta.get_path("exposure.noutputs")
         one_output = subarray and noutputs is not None and int(noutputs) == 1
         side = None
+        use_side = bool(self.use_side_ref_pixels) and not one_output
+        wide = kern.wide_groups(nints, ngroups, use_side, zeroframe)
         if one_output:
             values, dq, gy, gx = _border(sci, pdq, y0, x0, ny, nx)
             tb = dask.delayed(_subarray_candidates)(
-                values, dq, gy, gx, bool(self.odd_even_columns), float(self.siglimit)
+                values, dq, gy, gx, bool(self.odd_even_columns), float(self.siglimit), flip_y, flip_x
             )
         else:
-            strips = _nir_strips_tb(sci, pdq, y0, x0, ny, nx)
-            tb = dask.delayed(kern.nir_amp_signals)(strips, bool(self.odd_even_columns), float(self.siglimit))
+            strips = _nir_strips_tb(sci, pdq, y0, x0, ny, nx, flip_y, flip_x)
+            tb = dask.delayed(kern.nir_amp_signals)(
+                strips, bool(self.odd_even_columns), float(self.siglimit), wide
+            )
             if self.use_side_ref_pixels:
                 left, right = _nir_strips_side(sci, pdq, y0, x0, ny, nx)
                 if left is not None or right is not None:
                     side = dask.delayed(kern.nir_side_signal)(
-                        left, right, np.arange(y0, y0 + ny), tb, int(self.side_smoothing_length)
+                        left, right, np.arange(y0, y0 + ny), tb, int(self.side_smoothing_length), wide=wide
                     )
-        tb_arr = da.from_delayed(tb, (nints, ngroups, 4, 2), dtype=np.float32)
+        tb_arr = da.from_delayed(tb, (nints, ngroups, 4, 2), dtype=np.float64)
         if side is not None:
             side_arr = da.from_delayed(side, (nints, ngroups, kern.NIR_SIZE), dtype=np.float64)
+        elif use_side:  # no side columns in the data: a zero signal (still float64 maths)
+            side_arr = da.zeros((nints, ngroups, kern.NIR_SIZE), dtype=np.float64, chunks=-1)
         else:
             side_arr = da.zeros((0,), dtype=np.float64, chunks=1)
         gy_arr = da.arange(y0, y0 + ny, chunks=(sci.chunks[2],))
@@ -191,10 +205,11 @@ class RefPixStep(Step):
             tb_arr,
             "igap",
             side_arr,
-            "r" if side is None else "igr",
+            "igr" if use_side else "r",
             dtype=np.float32,
             concatenate=True,
             side_gain=float(self.side_gain),
+            wide=wide,
         )
         return out.transpose(0, 1, 3, 2) if transpose else out
 

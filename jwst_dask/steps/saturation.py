@@ -53,7 +53,7 @@ class SaturationStep(Step):
         n_pix_grow_sat = integer(default=1, min=0)  # number of layers of adjacent pixels to flag
         use_readpatt = boolean(default=False)  # flag groups that saturated part-way (jwst 3.x default True)
     """
-    reference_file_types = ("saturation", "superbias")
+    reference_file_types = ("saturation",)  # + superbias (from CRDS) when use_readpatt
 
     def process(self, ds: xr.Dataset) -> xr.Dataset:
         ref = self.get_reference_dataset(ds, "saturation")
