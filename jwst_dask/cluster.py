@@ -78,6 +78,7 @@ def get_client(
                 client = Client(scheduler_file=str(scheduler), set_as_default=True)
             else:
                 timeout = dask.config.get("jwst_dask.connect_timeout", "10s")
+                _check_reachable(str(scheduler), timeout)
                 client = Client(str(scheduler), set_as_default=True, timeout=timeout)
         except (OSError, TimeoutError) as exc:
             raise JwstDaskError(f"cannot connect to Dask scheduler {scheduler!r}: {exc}") from None
@@ -138,6 +139,21 @@ def get_client(
     client = _LOCAL[key][1]
     _announce(client)
     return client
+
+
+def _check_reachable(address: str, timeout: str | float) -> None:
+    """Fail fast (OSError) when nothing listens at a ``tcp://host:port`` address."""
+    import socket
+
+    from dask.utils import parse_timedelta
+
+    if not address.startswith("tcp://"):
+        return
+    host, _, port = address[len("tcp://") :].rpartition(":")
+    if not port.isdigit():
+        return
+    with socket.create_connection((host.strip("[]"), int(port)), timeout=parse_timedelta(timeout)):
+        pass
 
 
 def _free_port(preferred: int) -> int:

@@ -44,7 +44,7 @@ def test_unreachable_scheduler_is_one_clear_error():
 def test_cluster_from_dask_config():
     conf = {
         "class": "distributed.LocalCluster",
-        "kwargs": {"n_workers": 1, "threads_per_worker": 1, "processes": False, "dashboard_address": None},
+        "kwargs": {"n_workers": 1, "threads_per_worker": 1, "processes": False, "dashboard_address": "127.0.0.1:0"},
     }
     try:
         with dask.config.set({"jwst_dask.cluster": conf}):

@@ -191,3 +191,42 @@ def test_showers_through_step():
     np.testing.assert_array_equal(g, g_ref)
     plain, _ = run_stcal(data, gdq, pdq, gain, rn)
     assert np.count_nonzero(g & JUMP) > np.count_nonzero(plain & JUMP) + 50
+
+
+@pytest.mark.slow
+def test_distributed_workers(cluster_client):
+    """The graph pickles and runs on worker processes with the same result."""
+    data, gdq, pdq, gain, rn = make_ramps(55, 2, 5, 16, 16)
+    out = make_step(gain, rn, after_jump_flag_dn1=50.0, after_jump_flag_time1=20.0).process(
+        ramp_dataset(data, gdq, pdq, 8)
+    )
+    g = cluster_client.compute(out["GROUPDQ"].data).result()
+    g_ref, _ = run_stcal(data, gdq, pdq, gain, rn, after_jump_flag_dn1=50.0, after_jump_flag_n1=2)
+    np.testing.assert_array_equal(g, g_ref)
+
+
+def test_one_integration_static_mode_equals_frame_rules():
+    """One integration: no frame-wide reduction is built, and the result still equals stcal's
+    (including a MIRI-like exposure that stcal skips, and after-jump flagging)."""
+    for ngroups, settings in ((4, {}), (7, {"after_jump_flag_dn1": 40.0, "after_jump_flag_time1": 20.0})):
+        data, gdq, pdq, gain, rn = make_ramps(57 + ngroups, 1, ngroups, 16, 16)
+        gdq[:, 0] |= FLAGS["DO_NOT_USE"]
+        gdq[:, -1] |= FLAGS["DO_NOT_USE"]
+        gdq |= np.uint8(JUMP) * (np.random.default_rng(ngroups).random(gdq.shape) < 0.03).astype(np.uint8)
+        ref_settings = {}
+        if settings:
+            ref_settings = {"after_jump_flag_dn1": 40.0, "after_jump_flag_n1": 2}
+        g_ref, _ = run_stcal(data, gdq, pdq, gain, rn, **ref_settings)
+        out = make_step(gain, rn, **settings).process(ramp_dataset(data, gdq, pdq, 8))
+        names = " ".join(str(k) for k in dict(out["GROUPDQ"].data.dask))
+        assert "all" not in names  # no frame-wide reduction in the graph
+        with dask.config.set(scheduler="threads", num_workers=2):
+            np.testing.assert_array_equal(out["GROUPDQ"].values, g_ref)
+
+
+def test_bad_reference_shape():
+    from jwst_dask.errors import ShapeMismatchError
+
+    data, gdq, pdq, gain, rn = make_ramps(59, 1, 5, 8, 8)
+    with pytest.raises(ShapeMismatchError, match="GAIN"):
+        jk.twopoint_block(data, gdq, gain[:4], rn, jk.JumpParams(), jk.MODE_ITERATIVE)

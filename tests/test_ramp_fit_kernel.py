@@ -336,7 +336,7 @@ def test_special_cases_analytic():
     assert sup.rate_sci[0, 4] == res.rate_sci[0, 4]
 
 
-def test_median_helper_matches_numpy():
+def test_median_matches_numpy():
     from jwst_dask.kernels.ramp_fit import _median
 
     rng = np.random.default_rng(0)

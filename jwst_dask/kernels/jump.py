@@ -35,6 +35,7 @@ import numpy as np
 from numba import njit
 
 from jwst_dask.dq import FLAGS
+from jwst_dask.errors import ShapeMismatchError
 
 __all__ = [
     "JumpParams",
@@ -492,7 +493,11 @@ def twopoint_block(
     is the group DQ with JUMP_DET added; bits 8-10 are hints for :func:`finish_block`.
     """
     if data.ndim != 4 or gdq.shape != data.shape:
-        raise ValueError(f"jump: SCI {data.shape} and GROUPDQ {gdq.shape} must be equal 4-D shapes")
+        raise ShapeMismatchError(f"jump: SCI {data.shape} and GROUPDQ {gdq.shape} must be equal 4-D shapes")
+    if gain.shape != data.shape[2:] or readnoise.shape != data.shape[2:]:
+        raise ShapeMismatchError(
+            f"jump: GAIN {gain.shape} and READNOISE {readnoise.shape} must match the pixels {data.shape[2:]}"
+        )
     after_on = params.after_jump_flag_n1 > 0 or params.after_jump_flag_n2 > 0
     nbr_on = bool(params.flag_4_neighbors)
     if mode == MODE_SKIP:

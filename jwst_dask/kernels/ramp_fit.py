@@ -749,14 +749,16 @@ def fit_ramps(
         ped = np.zeros((nints, 0, 0), f32)
         crmag = np.zeros((nints, 0, ny, nx), f32)
 
+    # one compiled specialisation: C-contiguous arrays of the JWST dtypes
+    c = np.ascontiguousarray
     _fit_block(
-        data,
-        np.asarray(groupdq),
-        np.asarray(pixeldq),
-        np.asarray(gain),
-        np.asarray(readnoise),
-        np.asarray(dark_current),
-        zf,
+        c(data, dtype=np.float32),
+        c(groupdq, dtype=np.uint8),
+        c(pixeldq, dtype=np.uint32),
+        c(gain, dtype=np.float32),
+        c(readnoise, dtype=np.float32),
+        c(dark_current, dtype=np.float32),
+        c(zf, dtype=np.float32),
         has_zf,
         gstart,
         ng,

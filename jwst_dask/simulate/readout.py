@@ -138,7 +138,7 @@ class Readout:
             "nresets_at_start": self.nresets_at_start,
             "nresets_between_ints": self.nresets_between_ints,
             "drop_frames1": self.drop_frames1,
-            "drop_frames3": self.groupgap,
+            "drop_frames3": 0,
             "integration_start": 1,
             "integration_end": self.nints,
         }

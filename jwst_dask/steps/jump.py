@@ -82,18 +82,19 @@ def jump_params(step: JumpStep, meta, ngroups: int) -> kern.JumpParams:
     )
 
 
-def _table_needed(nints: int, ngroups: int, p: kern.JumpParams) -> bool:
+def _table_needed(nints: int, ngroups: int, p: kern.JumpParams, dn1: float, dn2: float) -> bool:
     """Can the fully-DO_NOT_USE groups change the result? (If not, skip that reduction.)
 
     With one integration, a skipped exposure and an iterative run give the same flags (no pixel
-    has two usable differences), so only the single pass, the sigma-clip count over all groups
-    and the after-jump flagging (which can act on JUMP_DET flags already in the input) need it.
+    has two usable differences, so every jump amplitude is 0 or NaN): only the single pass, the
+    sigma-clip count over all groups and after-jump flagging with a threshold <= 0 DN (which can
+    act on JUMP_DET flags already in the input) need it.
     """
     if p.only_use_ints and nints >= p.minimum_sigclip_groups:
         return False
     if nints > 1:
         return True
-    if p.after_jump_flag_n1 > 0 or p.after_jump_flag_n2 > 0:
+    if (p.after_jump_flag_n1 > 0 and dn1 <= 0) or (p.after_jump_flag_n2 > 0 and dn2 <= 0):
         return True
     if p.min_diffs_single_pass >= 0 and ngroups - 1 >= p.min_diffs_single_pass:
         return True
@@ -170,7 +171,7 @@ class JumpStep(Step):
 
         table = None
         static_mode = kern.frame_mode(np.zeros((nints, ngroups), bool), params)
-        if _table_needed(nints, ngroups, params):
+        if _table_needed(nints, ngroups, params, self.after_jump_flag_dn1, self.after_jump_flag_dn2):
             table = _whole(da.all((gdq & np.uint8(_DNU)) != 0, axis=(2, 3)))
         e1 = e2 = None
         if params.after_jump_flag_n1 > 0 or params.after_jump_flag_n2 > 0:

@@ -106,7 +106,7 @@ class PersistenceStep(Step):
         if self.input_trapsfilled or ds.sizes["integration"] > 1:
             pers = part("pers", "igyx", np.float32)
             out = ds.copy()
-            out["SCI"] = ds["SCI"].copy(data=sci - pers)
+            out["SCI"] = ds["SCI"].copy(data=part("sci", "igyx", np.float32))
             pdq = da.blockwise(
                 _flags,
                 "yx",
