@@ -236,11 +236,12 @@ def test_cli_from_list_and_group(tmp_path, capsys):
     assert "not a folder" in capsys.readouterr().err
 
 
-OFFICIAL = Path(os.environ.get("JWST_OFFICIAL_PYTHON", "/opt/official/bin/python"))
+#: the official pipeline's Python (its own environment), for the parity test
+OFFICIAL = os.environ.get("JWST_OFFICIAL_PYTHON", "")
 
 
 @pytest.mark.official
-@pytest.mark.skipif(not OFFICIAL.exists(), reason="official pipeline not installed")
+@pytest.mark.skipif(not OFFICIAL or not Path(OFFICIAL).exists(), reason="JWST_OFFICIAL_PYTHON not set")
 def test_official_pipeline_reads_our_asn(tmp_path):
     files = mosaic(tmp_path, 2)
     path = write_asn(asn_from_list(files), tmp_path / "l3_asn.json")
@@ -249,6 +250,6 @@ def test_official_pipeline_reads_our_asn(tmp_path):
         "asn = load_asn(open(sys.argv[1]))\n"
         "print(asn['asn_type'], asn['products'][0]['name'], len(asn['products'][0]['members']))"
     )
-    out = subprocess.run([str(OFFICIAL), "-c", code, str(path)], capture_output=True, text=True, timeout=300)
+    out = subprocess.run([OFFICIAL, "-c", code, str(path)], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["image3", "jw01234-o001_t001_nircam_clear-f200w", "2"]

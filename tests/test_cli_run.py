@@ -261,3 +261,13 @@ def test_real_command_line(uncal, tmp_path):
         .splitlines()[-1]
         .startswith("jwst-dask: error: step toy_scale: invalid value 'two'")
     )
+
+
+def test_help_of_the_real_stage1_pipeline(capsys):
+    assert main(["run", "calwebb_detector1", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--save_calibrated_ramp=False" in out
+    assert "--steps.jump.rejection_threshold=4.0" in out
+    assert "--steps.jump.override_gain=None" in out
+    assert "--steps.ipc.skip=True" in out  # the definition's step_parameters
+    assert "--steps.emicorr." in out and "--steps.persistence." in out  # every variant's steps

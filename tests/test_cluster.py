@@ -44,7 +44,12 @@ def test_unreachable_scheduler_is_one_clear_error():
 def test_cluster_from_dask_config():
     conf = {
         "class": "distributed.LocalCluster",
-        "kwargs": {"n_workers": 1, "threads_per_worker": 1, "processes": False, "dashboard_address": "127.0.0.1:0"},
+        "kwargs": {
+            "n_workers": 1,
+            "threads_per_worker": 1,
+            "processes": False,
+            "dashboard_address": "127.0.0.1:0",
+        },
     }
     try:
         with dask.config.set({"jwst_dask.cluster": conf}):
@@ -95,3 +100,13 @@ def test_cli_with_scheduler_address(cluster_client, tmp_path, monkeypatch):
     status = main(["run", "test_framework_toys.ScaleStep", "jw02_nrca1_uncal.fits", "--scheduler", address])
     assert status == 0
     np.testing.assert_allclose(open_product(tmp_path / "jw02_nrca1_toy_scale.fits")["SCI"].values, sci * 2.0)
+
+
+def test_cli_with_an_embedded_local_cluster(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    ds, sci = make_ramp()
+    write_product(ds, tmp_path / "jw03_nrca1_uncal.fits")
+    argv = ["run", "test_framework_toys.ScaleStep", "jw03_nrca1_uncal.fits", "--factor=1.5"]
+    assert main([*argv, "--workers", "1", "--threads-per-worker", "1", "--memory-limit", "1GiB"]) == 0
+    np.testing.assert_allclose(open_product(tmp_path / "jw03_nrca1_toy_scale.fits")["SCI"].values, sci * 1.5)
+    assert not cluster._LOCAL  # closed after the run

@@ -190,3 +190,17 @@ def test_path_and_association_inputs(tmp_path):
 def test_missing_input_file_is_an_input_error():
     with pytest.raises(InputFileError, match=r"nope_uncal\.fits"):
         ScaleStep.call("nope_uncal.fits")
+
+
+def test_raw_exposure_input_becomes_a_ramp():
+    ds, sci = make_ramp()
+    raw = ds.assign(SCI=ds["SCI"].astype(np.uint16))
+    raw.attrs = dict(ds.attrs, model_type="Level1bModel", product="uncal")
+    seen = []
+    out = ScaleStep.call(raw, factor=1.0, pre_hooks=[seen.append])
+    got = seen[0]
+    assert got.attrs["model_type"] == "RampModel"
+    assert got["GROUPDQ"].dtype == np.uint8 and got["GROUPDQ"].shape == sci.shape
+    assert not got["GROUPDQ"].values.any() and not got["PIXELDQ"].values.any()
+    assert out["SCI"].dtype == np.float32
+    np.testing.assert_array_equal(out["SCI"].values, sci.astype(np.uint16).astype(np.float32))

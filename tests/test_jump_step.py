@@ -227,6 +227,6 @@ def test_one_integration_static_mode_equals_frame_rules():
 def test_bad_reference_shape():
     from jwst_dask.errors import ShapeMismatchError
 
-    data, gdq, pdq, gain, rn = make_ramps(59, 1, 5, 8, 8)
+    data, gdq, _, gain, rn = make_ramps(59, 1, 5, 8, 8)
     with pytest.raises(ShapeMismatchError, match="GAIN"):
         jk.twopoint_block(data, gdq, gain[:4], rn, jk.JumpParams(), jk.MODE_ITERATIVE)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import dask.array as da
@@ -118,10 +117,8 @@ def test_real_builder_chain_sub64p(no_network, isolated):
         "visit": {"tsovisit": True},
         "observation": {"date": "2024-03-01", "time": "00:00:00"},
     }
-    start = time.perf_counter()
     refs = best_references(meta, ["superbias", "mask"])
     assert Path(refs["superbias"]).name == "jwst_nircam_superbias_0002.fits"
-    assert time.perf_counter() - start < 60
     science = xr.Dataset(
         {"SCI": (("y", "x"), da.zeros((64, 64), np.float32, chunks=(32, 32)))}, attrs={"meta": meta}
     )

@@ -244,14 +244,22 @@ def _run(args: argparse.Namespace) -> int:
     instance.input_chunks = _parse_chunks(args.chunks)
     if args.save_parameters:
         instance.export_config(args.save_parameters)
-    if args.scheduler or args.workers or args.memory_limit or args.threads_per_worker:
-        from jwst_dask.cluster import get_client
+    if not (args.scheduler or args.workers or args.memory_limit or args.threads_per_worker):
+        instance.run(args.input)
+        return 0
+    from jwst_dask import cluster
 
-        get_client(
-            args.scheduler,
-            workers=args.workers,
-            threads_per_worker=args.threads_per_worker,
-            memory_limit=args.memory_limit,
-        )
-    instance.run(args.input)
+    client = cluster.get_client(
+        args.scheduler,
+        workers=args.workers,
+        threads_per_worker=args.threads_per_worker,
+        memory_limit=args.memory_limit,
+    )
+    try:
+        instance.run(args.input)
+    finally:
+        if args.scheduler:
+            client.close()  # the scheduler and its workers are not ours: leave them running
+        else:
+            cluster.close_local_cluster()
     return 0

@@ -132,10 +132,19 @@ def make_cosmic_rays(
     ref = phys.reference_pixel_mask(det)[ystart - 1 : ystart - 1 + ysize, xstart - 1 : xstart - 1 + xsize]
     gain = phys.field(det.name, "gain")
     oy, ox = ystart - 1, xstart - 1
-    rows: list[tuple] = []
+    cols: dict[str, list] = {k: [] for k in ("event", "kind", "integration", "group", "y", "x", "electrons")}
+
+    def add(event, kind, integ, group, y, x, e) -> None:
+        n = len(np.atleast_1d(y))
+        values = {"event": event, "integration": integ, "group": group, "y": y, "x": x, "electrons": e}
+        for key, value in values.items():
+            cols[key].append(np.broadcast_to(np.asarray(value), (n,)))
+        cols["kind"].append(np.full(n, kind, dtype="U8"))
+
     ev = 0
     t_int = readout.integration_duration
     area_frac = xsize * ysize / (det.shape[0] * det.shape[1])
+    nb = np.array([(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx])
     for i in range(readout.nints):
         n = rng.poisson(rate * xsize * ysize * t_int)
         ys = rng.integers(0, ysize, n)
@@ -143,15 +152,18 @@ def make_cosmic_rays(
         gs = rng.integers(1, readout.ngroups, n)
         amps = rng.lognormal(np.log(700.0), 0.8, n)
         halo = rng.random(n) < 0.33
-        for y, x, g, a, h in zip(ys, xs, gs, amps, halo):
-            ev += 1
-            rows.append((ev, "cr", i, g, y, x, a))
-            if h:
-                for dy in (-1, 0, 1):
-                    for dx in (-1, 0, 1):
-                        yy, xx = y + dy, x + dx
-                        if (dy or dx) and 0 <= yy < ysize and 0 <= xx < xsize:
-                            rows.append((ev, "halo", i, g, yy, xx, a * rng.uniform(0.03, 0.08)))
+        events = ev + 1 + np.arange(n)
+        ev += n
+        add(events, "cr", i, gs, ys, xs, amps)
+        k = np.nonzero(halo)[0]
+        if len(k):
+            hy = (ys[k][:, None] + nb[None, :, 0]).ravel()
+            hx = (xs[k][:, None] + nb[None, :, 1]).ravel()
+            he = (amps[k][:, None] * rng.uniform(0.03, 0.08, (len(k), len(nb)))).ravel()
+            inside = (hy >= 0) & (hy < ysize) & (hx >= 0) & (hx < xsize)
+            ev_h = np.repeat(events[k], len(nb))[inside]
+            g_h = np.repeat(gs[k], len(nb))[inside]
+            add(ev_h, "halo", i, g_h, hy[inside], hx[inside], he[inside])
     expected = snowballs_per_kilosecond_frame * area_frac * readout.nints * t_int / 1000.0
     nsnow = max(min_snowballs, rng.poisson(expected))
     for _ in range(nsnow):
@@ -169,14 +181,13 @@ def make_cosmic_rays(
                     continue
                 d = np.hypot(y + 0.5 - cy, x + 0.5 - cx)
                 if d <= r0:
-                    rows.append((ev, "snowball", i, g, y, x, core))
+                    add(ev, "snowball", i, g, y, x, core)
                 elif d <= r0 + 2:
-                    rows.append((ev, "halo", i, g, y, x, core * 0.01))
-    hits = np.zeros(len(rows), dtype=HIT_DTYPE)
-    if rows:
-        arr = list(zip(*rows))
-        hits["event"], hits["kind"], hits["integration"], hits["group"] = arr[0], arr[1], arr[2], arr[3]
-        hits["y"], hits["x"], hits["electrons"] = arr[4], arr[5], arr[6]
+                    add(ev, "halo", i, g, y, x, core * 0.01)
+    hits = np.zeros(sum(len(v) for v in cols["y"]), dtype=HIT_DTYPE)
+    if len(hits):
+        for key, parts in cols.items():
+            hits[key] = np.concatenate(parts)
         keep = ~ref[hits["y"], hits["x"]]  # reference pixels see no light and no charge
         hits = hits[keep]
         hits["dn"] = hits["electrons"] / gain[hits["y"] + oy, hits["x"] + ox]
@@ -223,7 +234,7 @@ def _render(plan: ExposurePlan, i0, i1, y0, y1, x0, x1, *, zeroframe: bool) -> n
     bias = phys.field(name, "bias", fy, fx).astype(np.float64)
     gain = phys.field(name, "gain", fy, fx).astype(np.float64)
     rn = phys.field(name, "read_noise", fy, fx).astype(np.float64)
-    beta = phys.field(name, "beta", fy, fx)
+    beta = phys.field(name, "beta", fy, fx).astype(np.float64)
     sat = phys.field(name, "sat_signal", fy, fx).astype(np.float64)
     truth = truth_rate(plan, y0, y1, x0, x1)
     e_static = (truth["rate"] + truth["dark"]) * gain  # e-/s
@@ -243,38 +254,40 @@ def _render(plan: ExposurePlan, i0, i1, y0, y1, x0, x1, *, zeroframe: bool) -> n
 
     out_shape = (i1 - i0, ny, nx) if zeroframe else (i1 - i0, ro.ngroups, ny, nx)
     out = np.empty(out_shape, dtype=np.uint16)
+    vertex = 0.5 / beta
     for i in range(i0, i1):
-        rng = np.random.default_rng([plan.seed, plan.exposure, i, plan.ystart + y0, plan.xstart + x0])
+        rng = np.random.default_rng(
+            phys.stable_seed("tile", plan.seed, plan.exposure, i, plan.ystart + y0, plan.xstart + x0)
+        )
         e_rate = e_static if plan.lightcurve is None else e_static + e_var * plan.lightcurve[i]
+        hi = hits[hits["integration"] == i] if len(hits) else hits
         charge = np.zeros((ny, nx), dtype=np.float64)
         t_prev = 0.0
-        hits_i = hits[hits["integration"] == i] if len(hits) else hits
-        for g in range(ro.ngroups):
-            if len(hits_i):
-                hg = hits_i[hits_i["group"] == g]
+        for g in range(1 if zeroframe else ro.ngroups):
+            hg = hi[hi["group"] == g] if len(hi) else hi
+            if len(hg):
                 np.add.at(charge, (hg["y"] - y0, hg["x"] - x0), hg["electrons"])
             acc = np.zeros((ny, nx), dtype=np.float64)
-            for k in frames[g]:
+            nread = 1 if zeroframe else frames.shape[1]
+            for k in frames[g, :nread]:
                 t = (k + 1) * ro.frame_time
-                if plan.noiseless:
-                    charge += e_rate * (t - t_prev)
-                else:
-                    charge += rng.poisson(e_rate * (t - t_prev))
+                lam = e_rate * (t - t_prev)
+                charge += lam if plan.noiseless else rng.poisson(lam)
                 t_prev = t
                 lin = charge / gain
                 if det.nonlinear_on_total:
-                    val = phys.nonlinear(bias + lin, beta, sat)
-                else:
-                    val = bias + phys.nonlinear(lin, beta, sat)
+                    lin += bias
+                np.minimum(lin, vertex, out=lin)
+                val = np.minimum(lin - beta * lin * lin, sat)
+                if not det.nonlinear_on_total:
+                    val += bias
                 if not plan.noiseless:
-                    val = val + rn * rng.standard_normal((ny, nx))
-                if zeroframe:
-                    break
+                    val += rn * rng.standard_normal((ny, nx), dtype=np.float32)
                 acc += val
+            grp = acc / nread + _drift(plan, i, g, y0, y1, amp, parity)
             if zeroframe:
-                out[i - i0] = _digitise(val + _drift(plan, i, 0, y0, y1, amp, parity))
-                break
-            grp = acc / len(frames[g]) + _drift(plan, i, g, y0, y1, amp, parity)
+                out[i - i0] = _digitise(grp)
+                continue
             if miri:
                 grp += reset[min(i, reset.shape[0] - 1), g]
                 if g == 0:
@@ -363,32 +376,30 @@ def refout_array(plan: ExposurePlan) -> np.ndarray:
     return _digitise(out)
 
 
-def saturated_truth(plan: ExposurePlan, integration: int = 0) -> np.ndarray:
+def saturated_truth(plan: ExposurePlan, integration: int = 0, truth: dict | None = None) -> np.ndarray:
     """Pixels that reach full well in ``integration`` without noise or cosmic rays: a structured array
     (y, x, first_group) where first_group is the first group whose every frame is at full well (its
-    raw value then exceeds the SATURATION threshold by ~3 % of full well)."""
+    raw value then exceeds the SATURATION threshold by ~3 % of full well). ``truth``: the
+    :func:`truth_rate` of the whole exposure, if already computed."""
     ro = plan.readout
-    truth = truth_rate(plan)
+    truth = truth_rate(plan) if truth is None else truth
     lc = 1.0 if plan.lightcurve is None else plan.lightcurve[integration]
     fy, fx = plan.full_slices(0, plan.ysize, 0, plan.xsize)
     gain = phys.field(plan.detector, "gain", fy, fx).astype(np.float64)
-    beta = phys.field(plan.detector, "beta", fy, fx)
-    sat = phys.field(plan.detector, "sat_signal", fy, fx).astype(np.float64)
-    bias = phys.field(plan.detector, "bias", fy, fx).astype(np.float64)
     e_rate = (truth["rate"] + truth["dark"]) * gain + truth["scene_variable"] * truth["response"] * gain * lc
-    first_frames = ro.frame_index()[:, 0]
-    ys, xs, gs = [], [], []
     t_last = (ro.frame_index()[-1, -1] + 1) * ro.frame_time
-    lin_last = e_rate * t_last / gain
-    offset = bias if plan.det.nonlinear_on_total else np.zeros_like(bias)
-    total = lin_last + offset
-    cand = np.nonzero(total - beta * total**2 >= sat)
-    for y, x in zip(*cand):
-        for g, k in enumerate(first_frames):
-            lin = e_rate[y, x] * (k + 1) * ro.frame_time / gain[y, x] + offset[y, x]
-            if lin - beta[y, x] * lin * lin >= sat[y, x]:
-                ys.append(y), xs.append(x), gs.append(g)
-                break
-    out = np.zeros(len(ys), dtype=[("y", "i4"), ("x", "i4"), ("first_group", "i4")])
-    out["y"], out["x"], out["first_group"] = ys, xs, gs
+    cand = np.nonzero(e_rate * t_last / gain > 0.5 * phys.detector_spec(plan.detector).sat_signal)
+    beta = phys.field(plan.detector, "beta", fy, fx)[cand]
+    sat = phys.field(plan.detector, "sat_signal", fy, fx)[cand].astype(np.float64)
+    offset = phys.field(plan.detector, "bias", fy, fx)[cand].astype(np.float64)
+    if not plan.det.nonlinear_on_total:
+        offset = np.zeros_like(offset)
+    first_frames = ro.frame_index()[:, 0]
+    t = (first_frames[:, None] + 1) * ro.frame_time  # (ngroups, 1)
+    lin = np.minimum(e_rate[cand] * t / gain[cand] + offset, 0.5 / beta)
+    full = lin - beta * lin * lin >= sat  # (ngroups, ncand)
+    hit = full.any(axis=0)
+    out = np.zeros(int(hit.sum()), dtype=[("y", "i4"), ("x", "i4"), ("first_group", "i4")])
+    out["y"], out["x"] = cand[0][hit], cand[1][hit]
+    out["first_group"] = np.argmax(full[:, hit], axis=0)
     return out

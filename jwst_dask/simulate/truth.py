@@ -107,7 +107,7 @@ def write_truth(info, outdir: Path) -> dict[str, Path]:
     out["cosmic_rays"] = root.with_name(root.name + "_cosmic_rays.ecsv")
     Table({name: hits[name] for name in hits.dtype.names}).write(out["cosmic_rays"], overwrite=True)
 
-    sat = saturated_truth(plan)
+    sat = saturated_truth(plan, truth=tr)
     out["saturated"] = root.with_name(root.name + "_saturated.ecsv")
     Table({name: sat[name] for name in sat.dtype.names}).write(out["saturated"], overwrite=True)
 

@@ -319,7 +319,20 @@ class Step:
 
     # ----------------------------------------------------------------------------- input
     def open_input(self, input: Any) -> Products:
-        """A Dataset (or dict of them) from a Dataset, a FITS/zarr path or an association file."""
+        """A Dataset (or dict of them) from a Dataset, a FITS/zarr path or an association file,
+        passed through :meth:`prepare_input`."""
+        return _each(self._open_input(input), self.prepare_input)
+
+    def prepare_input(self, ds: xr.Dataset) -> xr.Dataset:
+        """The input as the step takes it. Default: a raw exposure (Level1bModel) becomes a ramp
+        (RampModel), as every official step that accepts ``_uncal`` files does."""
+        if isinstance(ds, xr.Dataset) and ds.attrs.get("model_type") == "Level1bModel":
+            from jwst_dask.steps.ramp_model import to_ramp
+
+            return to_ramp(ds)
+        return ds
+
+    def _open_input(self, input: Any) -> Products:
         if isinstance(input, xr.Dataset | dict):
             self._root = _root_of(input)
             return input

@@ -13,6 +13,10 @@ from jwst_dask.steps.ramp_model import ref_array
 __all__ = ["DarkCurrentStep"]
 
 
+def _or_planes(dq: np.ndarray) -> np.ndarray:
+    return np.bitwise_or.reduce(dq, axis=0)
+
+
 def _sub_block(sci, dark, *, ngroups, nframes, groupgap, direct, int_start):
     d = dark if direct else kern.average_dark(dark, ngroups, nframes, groupgap)
     return kern.subtract_dark(sci, d, int_start)
@@ -77,9 +81,10 @@ class DarkCurrentStep(Step):
         if "DQ" in ref:
             rdq = ref["DQ"].data
             rdq = rdq if isinstance(rdq, da.Array) else da.asarray(rdq)
-            while rdq.ndim > 2:  # MIRI: one DQ plane per integration, OR-ed together
-                rdq = rdq.astype(np.uint32)
-                rdq = da.bitwise_or.reduce(rdq[:, 0] if rdq.ndim == 4 else rdq, axis=0)
+            if rdq.ndim == 4:  # MIRI: a DQ plane per integration (first group), OR-ed together
+                rdq = rdq[:, 0]
+            if rdq.ndim == 3:
+                rdq = da.map_blocks(_or_planes, rdq.astype(np.uint32), drop_axis=0, dtype=np.uint32)
             from jwst_dask.steps.ramp_model import as_tiles
 
             out["PIXELDQ"] = ds["PIXELDQ"].copy(data=ds["PIXELDQ"].data | as_tiles(rdq, ds, np.uint32))

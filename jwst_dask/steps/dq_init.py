@@ -6,6 +6,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
+from jwst_dask.dq import FLAGS
 from jwst_dask.kernels.dq_init import apply_mask
 from jwst_dask.steps.base import Step
 from jwst_dask.steps.ramp_model import RAMP_DIMS, ref_array
@@ -20,7 +21,9 @@ class DQInitStep(Step):
     """Create GROUPDQ/PIXELDQ if needed and OR the MASK reference DQ into the pixel DQ."""
 
     class_alias = "dq_init"
-    spec = ""
+    spec = """
+        propagate_do_not_use = boolean(default=False)  # flag all groups of DO_NOT_USE pixels (jwst 3.x)
+    """
     reference_file_types = ("mask",)
 
     def process(self, ds: xr.Dataset) -> xr.Dataset:
@@ -40,4 +43,7 @@ class DQInitStep(Step):
         if target == "PIXELDQ" and "GROUPDQ" not in ds:
             sci = ds["SCI"].data
             out["GROUPDQ"] = (RAMP_DIMS, da.zeros(sci.shape, dtype=np.uint8, chunks=sci.chunks))
+        if target == "PIXELDQ" and self.propagate_do_not_use:
+            dnu = (mask & np.uint32(FLAGS["DO_NOT_USE"])).astype(np.uint8)
+            out["GROUPDQ"] = out["GROUPDQ"].copy(data=out["GROUPDQ"].data | dnu)
         return out.jwst.set_cal_step("dq_init")
