@@ -69,8 +69,8 @@ def main() -> int:
     size_mb = sum(p.stat().st_size for p in outdir.glob("*_uncal.fits")) / 2**20
     print(out.strip())
     print(f"exit status      : {child.returncode}")
-    print(f"exposures        : {args.nexp} x {'full frame' if not args.size else f'{args.size}x{args.size}'}, "
-          f"{args.ngroups} groups")  # fmt: skip
+    frame = "full frame" if not args.size else f"{args.size}x{args.size}"
+    print(f"exposures        : {args.nexp} x {frame}, {args.ngroups} groups")
     print(f"uncal written    : {size_mb:.0f} MiB")
     print(f"wall time        : {wall:.1f} s   (target < 60 s)")
     print(f"peak RSS (tree)  : {peak / 2**30:.2f} GiB   (target < 2 GiB)")

@@ -104,12 +104,9 @@ def get_client(
 
     sized = any(v is not None for v in (workers, threads_per_worker, memory_limit, processes))
     if not sized:
-        try:
-            from distributed import default_client
-
-            return default_client()
-        except ValueError:
-            pass
+        active = _active_client()
+        if active is not None:
+            return active
     d_workers, d_threads, d_memory = _machine_defaults()
     n_workers = int(workers) if workers is not None else d_workers
     threads = int(threads_per_worker) if threads_per_worker is not None else d_threads
@@ -139,6 +136,17 @@ def get_client(
     client = _LOCAL[key][1]
     _announce(client)
     return client
+
+
+def _active_client():
+    """The current distributed client if it is running, else None."""
+    try:
+        from distributed import default_client
+
+        client = default_client()
+    except (ImportError, ValueError):
+        return None
+    return client if client.status == "running" else None
 
 
 def _check_reachable(address: str, timeout: str | float) -> None:
@@ -190,12 +198,7 @@ def compute(*collections: Any, progress: bool | None = None) -> tuple:
         progress = sys.stderr.isatty()
     client = None
     if dask.config.get("scheduler", None) in (None, "dask.distributed", "distributed"):
-        try:
-            from distributed import default_client
-
-            client = default_client()
-        except (ImportError, ValueError):
-            client = None
+        client = _active_client()
     if client is not None:
         futures = client.compute(list(collections))
         if progress:

@@ -115,3 +115,31 @@ def test_cwd_cfg_is_applied(tmp_path, capsys):
     logging.getLogger("stpipe.Z").info("to stdout")
     captured = capsys.readouterr()
     assert "stpipe.Z - INFO - to stdout" in captured.out and captured.err == ""
+
+
+def test_sections_are_glob_patterns_on_step_loggers(tmp_path, capsys):
+    cfg = tmp_path / "glob.cfg"
+    cfg.write_text(
+        "[*]\nlevel = CRITICAL\nhandler = stderr\n"
+        "[*.toy_add]\nlevel = INFO\nhandler = stdout\nformat = %(name)s|%(message)s\n"
+    )
+    log.configure(cfg)
+    ds, _ = make_ramp()
+    ToyPipeline.call(ds)
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert "stpipe.ToyPipeline.toy_add|Step toy_add running with args (toy_uncal.fits,)." in lines
+    assert all(line.startswith("stpipe.ToyPipeline.toy_add|") for line in lines)
+    assert captured.err == ""  # nothing reached CRITICAL
+
+
+def test_file_rewrites_and_append_appends(tmp_path):
+    for kind, expected in (("file", ["second"]), ("append", ["first", "second"])):
+        out = tmp_path / f"{kind}.log"
+        cfg = tmp_path / f"{kind}.cfg"
+        cfg.write_text(f"[*]\nhandler = {kind}:{out}\nformat = %(message)s\n")
+        for message in ("first", "second"):
+            log.configure(cfg)
+            logging.getLogger("stpipe.A").info(message)
+        log.configure()
+        assert out.read_text().splitlines() == expected

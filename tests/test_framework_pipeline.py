@@ -135,7 +135,8 @@ def test_all_products_are_written_in_one_compute(tmp_path, monkeypatch):
 
 def test_intermediate_product_only_when_its_parameter_is_set(tmp_path):
     ds, _ = make_ramp()
-    ToyPipeline.call(ds, output_dir=str(tmp_path))
+    # a skipped step saves nothing even when asked to
+    ToyPipeline.call(ds, output_dir=str(tmp_path), steps={"toy_scale": {"skip": True, "save_results": True}})
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "toy_rate.fits",
         "toy_rateints.fits",
@@ -257,3 +258,15 @@ def test_circular_base_is_reported():
         graphs.normalise(
             {"alias": "calwebb_detector1", "base": "calwebb_detector1"}, chain=("calwebb_detector1",)
         )
+
+
+def test_pipeline_hooks():
+    ds, _ = make_ramp()
+    seen = []
+    out = ToyPipeline.call(
+        ds,
+        pre_hooks=[lambda d: d.assign(SCI=d["SCI"] * 0 + 1)],
+        post_hooks=[lambda f: seen.append(sorted(f))],
+    )
+    assert seen == [["rate", "rateints"]]
+    np.testing.assert_allclose(out["rate"]["SCI"].values, (1 + 1.0) * 3.0 * 0.5)

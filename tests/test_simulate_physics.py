@@ -87,3 +87,14 @@ def test_noisy_blocks_deterministic():
     assert a.dtype == np.uint16
     # read noise is present: reference pixels of two integrations differ
     assert np.any(a[0, :, :4] != a[1, :, :4])
+
+
+def test_detector_properties_same_whatever_rows_are_asked():
+    full = phys.field("NRCA1", "bias")
+    np.testing.assert_array_equal(
+        phys.field("NRCA1", "bias", slice(100, 300), slice(5, 70)), full[100:300, 5:70]
+    )
+    flat = phys.flat_field("NRCA1", "F200W", "2024-07-01")
+    np.testing.assert_array_equal(
+        phys.flat_field("NRCA1", "F200W", "2024-07-01", slice(250, 260), slice(0, 2048)), flat[250:260]
+    )

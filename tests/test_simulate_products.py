@@ -150,3 +150,14 @@ def test_cli(tmp_path, capsys):
     assert h["TGROUP"] == pytest.approx(2 * 10.73676, rel=1e-6)
     assert main(["simulate", "nircam-mosaic", str(tmp_path), "--readpatt", "DEEP9"]) == 1
     assert "DEEP9" in capsys.readouterr().err
+
+
+def test_distributed_workers_make_the_same_exposure(tmp_path, cluster_client):
+    """Tiles rendered in two worker processes equal tiles rendered by threads in this process."""
+    import dask
+
+    kw = {"nexp": 1, "size": 64, "ngroups": 3, "tile": 32, "write_asn": False, "truth": False}
+    on_cluster = simulate("nircam-mosaic", tmp_path / "cluster", seed=9, **kw)[0]
+    with dask.config.set(scheduler="threads"):
+        local = simulate("nircam-mosaic", tmp_path / "local", seed=9, **kw)[0]
+    np.testing.assert_array_equal(fits.getdata(on_cluster, "SCI"), fits.getdata(local, "SCI"))

@@ -77,6 +77,32 @@ def test_saturation_matches_stcal(rng, grow, readpatt):
     assert got[1][4, 4] & FLAGS["NO_SAT_CHECK"]
 
 
+@pytest.mark.parametrize("grow", [0, 1, 3])
+def test_saturation_fast_passes_match_stcal(rng, grow):
+    shape = (2, 5, 20, 24)
+    data = _ramp(rng, shape, 2500)
+    data[1, 2:, 0, 23] = 70000  # a corner: the grow is truncated at the edges
+    data[0, 1, 5, 5] = 0
+    thresh = rng.uniform(6000, 9000, shape[2:]).astype(np.float32)
+    thresh[3, 3] = np.nan
+    tdq = np.zeros(shape[2:], np.uint32)
+    gdq = np.zeros(shape, np.uint8)
+    t = saturation.prepare_threshold(thresh, tdq)[0]
+    first = saturation.first_crossing(data, gdq, t)
+    got = saturation.apply_flags(data, gdq, saturation.min_filter(first, grow))
+    exp = flag_saturated_pixels(
+        data.copy(),
+        gdq.copy(),
+        np.zeros(shape[2:], np.uint32),
+        thresh.copy(),
+        tdq.copy(),
+        65535,
+        DQFLAGS,
+        grow,
+    )[0]
+    np.testing.assert_array_equal(got, exp)
+
+
 def test_dilate_is_truncated_box():
     mask = np.zeros((7, 9), bool)
     mask[0, 0] = mask[3, 5] = True

@@ -28,6 +28,13 @@ from jwst_dask.errors import JwstDaskError, ParameterError
 __all__ = ["add_parser", "parse_overrides", "resolve_target", "run_command"]
 
 _PARAM_FILE_EXTS = (".asdf", ".cfg")
+_DESCRIPTION = """Run a pipeline or a step on one input, as strun does.
+
+TARGET is a pipeline alias (calwebb_detector1), a step alias (jump), a class path, a parameter
+file (.asdf or .cfg), or auto (the stage-1 pipeline for the input's EXP_TYPE). Set parameters with
+--<param>=<value> and --steps.<step>.<param>=<value>; `jwst-dask run TARGET --help` lists them.
+Results are saved (save_results is on). Without --scheduler / --workers the graph runs on Dask's
+threaded scheduler in this process. Exit status: 0 success, 1 error, 64 no science data."""
 
 
 class _RunParser(argparse.ArgumentParser):
@@ -47,7 +54,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         p = subparsers.add_parser(
             "run",
             help="run a pipeline or step (like strun)",
-            description=__doc__,
+            description=_DESCRIPTION,
             formatter_class=argparse.RawDescriptionHelpFormatter,
             add_help=False,
             allow_abbrev=False,

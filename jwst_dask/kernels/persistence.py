@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numba import njit
 
 from jwst_dask.dq import FLAGS
 
@@ -36,27 +37,56 @@ def decay(filled: np.ndarray, decay_param: float, dt: float) -> np.ndarray:
     return filled * (1.0 - math.exp(-dt / tau))
 
 
+@njit(cache=True, nogil=True)
+def _group_slope(data, gdq, satflag, jumpflag):
+    ngroups, ny, nx = data.shape
+    nd = ngroups - 1
+    out = np.zeros((ny, nx), dtype=np.float32)
+    diff = np.empty((nx, nd), dtype=np.float32)
+    nbad = np.empty(nx, dtype=np.int64)
+    for y in range(ny):
+        nbad[:] = 0
+        for g in range(ngroups):  # row by row: contiguous reads
+            for x in range(nx):
+                if gdq[g, y, x] & jumpflag:
+                    nbad[x] += 1
+                if g > 0:
+                    if gdq[g, y, x] & satflag:
+                        diff[x, g - 1] = np.inf
+                        nbad[x] += 1
+                    else:
+                        diff[x, g - 1] = data[g, y, x] - data[g - 1, y, x]
+        for x in range(nx):
+            upper = nd - nbad[x]
+            if upper <= 0:
+                continue
+            buf = diff[x]
+            for k in range(1, nd):  # insertion sort: a few values per pixel
+                v = buf[k]
+                j = k - 1
+                while j >= 0 and buf[j] > v:
+                    buf[j + 1] = buf[j]
+                    j -= 1
+                buf[j + 1] = v
+            acc = np.float32(0.0)
+            for k in range(upper):
+                acc += buf[k]
+            out[y, x] = acc / np.float32(upper)
+    return out
+
+
 def group_slope(data: np.ndarray, gdq: np.ndarray) -> np.ndarray:
     """Slope in DN/group of one integration (ngroups, y, x): the mean of the first differences
-    left after dropping as many of the largest as there are SATURATED and JUMP_DET groups."""
-    ngroups = data.shape[0]
-    if ngroups == 1:
+    left after dropping as many of the largest as there are SATURATED and JUMP_DET groups
+    (saturated differences sort above every real one)."""
+    if data.shape[0] == 1:
         return data[0].astype(np.float64)
-    n_cr = ((gdq & _JUMP) > 0).sum(axis=0)
-    diff = data[1:] - data[:-1]
-    s_mask = (gdq[1:] & _SAT) > 0
-    huge = max(2.0 * float(diff.max()), 1.0e5) if diff.size else 1.0e5
-    diff = np.where(s_mask, np.float32(huge), diff)
-    n_sat = s_mask.sum(axis=0)
-    sdiff = np.sort(diff, axis=0)
-    upper = diff.shape[0] - (n_cr + n_sat)
-    upper = np.maximum(upper, 0)
-    idx = np.arange(ngroups - 1)[:, None, None]
-    sdiff = np.where(idx >= upper, np.float32(0), sdiff)
-    bad = upper <= 0
-    upper = np.where(bad, 1, upper)
-    slope = sdiff.sum(axis=0) / upper.astype(np.float32)
-    return np.where(bad, 0.0, slope)
+    return _group_slope(
+        np.ascontiguousarray(data, dtype=np.float32),
+        np.ascontiguousarray(gdq),
+        np.uint8(_SAT),
+        np.uint8(_JUMP),
+    )
 
 
 def predict_capture(
@@ -142,7 +172,7 @@ def correct_persistence(
         psat = np.where(persat_bad, 1.0, persat)
         slope = np.where(persat_bad, 0.0, gslope / (psat * tgroup))
         decayed = np.zeros((nfam, *sci.shape[2:]), dtype=np.float64)
-        for g in range(ngroups):
+        for g in range(ngroups if traps.any() else 0):  # empty traps release nothing
             pers = np.zeros(sci.shape[2:], dtype=np.float64)
             for k in range(nfam):
                 dp = float(params[k, 3])

@@ -15,7 +15,16 @@ from numba import njit
 
 from jwst_dask.dq import FLAGS
 
-__all__ = ["flag_saturation", "halo_depth", "prepare_threshold", "dilate", "ATOD_LIMIT"]
+__all__ = [
+    "flag_saturation",
+    "halo_depth",
+    "prepare_threshold",
+    "dilate",
+    "first_crossing",
+    "min_filter",
+    "apply_flags",
+    "ATOD_LIMIT",
+]
 
 #: Hard limit of the 16-bit analogue-to-digital converter.
 ATOD_LIMIT = 65535.0
@@ -136,3 +145,73 @@ def flag_saturation(
             plane[bad] = 0.0
     pdq = np.bitwise_or(np.asarray(pdq, dtype=np.uint32), ref_dq)
     return gdq, pdq, zframe
+
+
+# ----------------------------------------------------------------------- the fast two-pass form
+# Without read-pattern passes and without SATURATED flags already in GROUPDQ, "saturated in group
+# g" is monotonic in g, so the grown flags of group g are "some pixel of the box first crossed its
+# threshold at or before g": a minimum filter of the first-crossing group. The per-tile first pass
+# needs no neighbours; only the small first-crossing map (one int16 per pixel and integration) is
+# exchanged between tiles for the grow.
+
+
+@njit(cache=True, nogil=True)
+def first_crossing(data, gdq, thresh):
+    """(nints, y, x) int16: first group with ``data >= thresh`` or already SATURATED (ngroups
+    when none). An input SATURATED flag thus counts from its group on."""
+    nints, ngroups, ny, nx = data.shape
+    out = np.full((nints, ny, nx), ngroups, dtype=np.int16)
+    sat = np.uint8(_SAT)
+    for i in range(nints):
+        for y in range(ny):
+            for x in range(nx):
+                t = thresh[y, x]
+                for g in range(ngroups):
+                    if data[i, g, y, x] >= t or (gdq[i, g, y, x] & sat):
+                        out[i, y, x] = g
+                        break
+    return out
+
+
+@njit(cache=True, nogil=True)
+def min_filter(first, n):
+    """Box minimum ((2n+1) x (2n+1), truncated at the array edges) of each (y, x) plane."""
+    nints, ny, nx = first.shape
+    tmp = np.empty_like(first)
+    out = np.empty_like(first)
+    for i in range(nints):
+        for y in range(ny):
+            for x in range(nx):
+                m = first[i, y, x]
+                for xx in range(max(0, x - n), min(nx, x + n + 1)):
+                    if first[i, y, xx] < m:
+                        m = first[i, y, xx]
+                tmp[i, y, x] = m
+        for y in range(ny):
+            for x in range(nx):
+                m = tmp[i, y, x]
+                for yy in range(max(0, y - n), min(ny, y + n + 1)):
+                    if tmp[i, yy, x] < m:
+                        m = tmp[i, yy, x]
+                out[i, y, x] = m
+    return out
+
+
+@njit(cache=True, nogil=True)
+def apply_flags(data, gdq, grown):
+    """GROUPDQ with SATURATED from group ``grown`` on, and AD_FLOOR | DO_NOT_USE where data <= 0."""
+    nints, ngroups, ny, nx = data.shape
+    out = gdq.copy()
+    sat = np.uint8(_SAT)
+    low = np.uint8(_ADF | _DNU)
+    for i in range(nints):
+        for g in range(ngroups):
+            for y in range(ny):
+                for x in range(nx):
+                    f = out[i, g, y, x]
+                    if g >= grown[i, y, x]:
+                        f |= sat
+                    if data[i, g, y, x] <= 0:
+                        f |= low
+                    out[i, g, y, x] = f
+    return out

@@ -1,7 +1,7 @@
 """Pipelines: the :class:`Pipeline` base class and the calibration pipelines.
 
-``Detector1Pipeline`` and ``DarkPipeline`` are imported on first access, so importing this package
-stays cheap.
+``Detector1Pipeline``, ``Tso1Pipeline`` and ``DarkPipeline`` are imported on first access, so
+importing this package stays cheap.
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from typing import Any
 
 from jwst_dask.pipelines.base import Pipeline
 
-__all__ = ["DarkPipeline", "Detector1Pipeline", "Pipeline"]
+__all__ = ["DarkPipeline", "Detector1Pipeline", "Pipeline", "Tso1Pipeline"]
 
 _LAZY = {
     "Detector1Pipeline": "jwst_dask.pipelines.detector1",
+    "Tso1Pipeline": "jwst_dask.pipelines.detector1",
     "DarkPipeline": "jwst_dask.pipelines.dark",
 }
 

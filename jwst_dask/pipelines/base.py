@@ -245,7 +245,12 @@ class Pipeline(Step):
         ds = self.open_input(input)
         t0 = time.perf_counter()
         self.log.info("Step %s running with args (%s,).", self.name, _first(ds).attrs.get("filename", ""))
+        for hook in self.pre_hooks or ():  # may replace the input
+            out = self._run_hook(hook, ds)
+            ds = ds if out is None else out
         final, products, targets = self._execute(ds)
+        for hook in self.post_hooks or ():  # see the final product (what is saved is already set)
+            self._run_hook(hook, final)
         self.log.info("Step %s done (graph built in %.3f s)", self.name, time.perf_counter() - t0)
         if self.parent is None and targets:
             self.save(targets)
@@ -266,7 +271,7 @@ class Pipeline(Step):
             current = step.run_lazy(current)
             side = step.side_products
             products.update(side)
-            if step.wants_saving():
+            if step.wants_saving() and not step.skip:
                 targets += step.save_targets(current, root, out_dir)
                 if isinstance(current, xr.Dataset):
                     products[step.name] = current

@@ -119,78 +119,111 @@ def amplifier_index(det: DetectorSpec, x: np.ndarray) -> np.ndarray:
     return np.minimum(x // (det.shape[1] // det.namps), det.namps - 1)
 
 
+#: rows per independently generated band of detector properties
+BAND = 128
+
+
 @cache
-def _fields(name: str) -> dict[str, np.ndarray]:
-    """All full-frame per-pixel properties of one detector (float32 unless noted)."""
+def _columns(name: str) -> dict[str, np.ndarray]:
+    """Per-column properties (the superbias column structure)."""
     det = detector_spec(name)
-    ny, nx = det.shape
-    ref = reference_pixel_mask(det)
+    r = np.random.default_rng(stable_seed("detector", name, "bias-columns"))
+    return {"bias_cols": r.normal(0.0, 18.0, det.shape[1]).astype(np.float32)}
+
+
+@cache
+def _band(name: str, band: int) -> dict[str, np.ndarray]:
+    """All per-pixel properties of one detector on the rows of one band (float32 unless noted).
+
+    Each band draws from its own generators (keyed on detector, property and band), so any rows
+    are generated without the rest of the detector and always get the same values.
+    """
+    det = detector_spec(name)
+    ny_full, nx = det.shape
+    y0, y1 = band * BAND, min((band + 1) * BAND, ny_full)
+    ny = y1 - y0
+    ref = reference_pixel_mask(det)[y0:y1]
 
     def rng(prop: str) -> np.random.Generator:
-        return np.random.default_rng(stable_seed("detector", name, prop))
+        return np.random.default_rng(stable_seed("detector", name, prop, band))
 
     u = (np.arange(nx, dtype=np.float32) / nx - 0.5)[None, :]
-    v = (np.arange(ny, dtype=np.float32) / ny - 0.5)[:, None]
+    v = (np.arange(y0, y1, dtype=np.float32) / ny_full - 0.5)[:, None]
     amp = amplifier_index(det, np.arange(nx))
     out: dict[str, np.ndarray] = {}
 
     # superbias: level + per-amplifier offset + column structure + gradient + pixel scatter
-    r = rng("bias")
-    amp_off = np.array([0.0, 140.0, -95.0, 60.0])[: det.namps]
-    cols = r.normal(0.0, 18.0, nx).astype(np.float32)
-    out["bias"] = (
-        det.bias + amp_off[amp][None, :] + cols[None, :] + 80.0 * v + r.normal(0.0, 12.0, (ny, nx))
-    ).astype(np.float32)
+    amp_off = np.array([0.0, 140.0, -95.0, 60.0], dtype=np.float32)[: det.namps]
+    scatter = rng("bias").standard_normal((ny, nx), dtype=np.float32)
+    out["bias"] = (det.bias + amp_off[amp][None, :] + _columns(name)["bias_cols"][None, :] + 80.0 * v
+                   + 12.0 * scatter).astype(np.float32)  # fmt: skip
 
-    r = rng("gain")
-    out["gain"] = (det.gain * (1.0 + 0.02 * r.standard_normal((ny, nx)))).astype(np.float32)
-    r = rng("readnoise")
-    out["read_noise"] = (det.read_noise * (1.0 + 0.08 * r.standard_normal((ny, nx)))).astype(np.float32)
-    r = rng("beta")
-    out["beta"] = (det.beta * (1.0 + 0.05 * r.standard_normal((ny, nx)))).astype(np.float64)
-    r = rng("saturation")
-    out["sat_signal"] = (det.sat_signal * (1.0 + 0.015 * r.standard_normal((ny, nx)))).astype(np.float32)
+    out["gain"] = det.gain * (1.0 + 0.02 * rng("gain").standard_normal((ny, nx), dtype=np.float32))
+    out["read_noise"] = det.read_noise * (
+        1.0 + 0.08 * rng("readnoise").standard_normal((ny, nx), dtype=np.float32)
+    )
+    out["beta"] = det.beta * (1.0 + 0.05 * rng("beta").standard_normal((ny, nx)))  # float64
+    out["sat_signal"] = det.sat_signal * (
+        1.0 + 0.015 * rng("saturation").standard_normal((ny, nx), dtype=np.float32)
+    )
 
     # pixel classes: hot, dead, low QE (never on reference pixels)
-    r = rng("badpix")
-    draw = r.random((ny, nx))
+    draw = rng("badpix").random((ny, nx), dtype=np.float32)
     hot = (draw < 5e-4) & ~ref
     dead = (draw >= 5e-4) & (draw < 7e-4) & ~ref
     lowqe = (draw >= 7e-4) & (draw < 1.2e-3) & ~ref
     out["hot"], out["dead"], out["lowqe"] = hot, dead, lowqe
 
     r = rng("dark")
-    dark = det.dark_rate * (1.0 + 0.3 * r.random((ny, nx)))
+    dark = det.dark_rate * (1.0 + 0.3 * r.random((ny, nx), dtype=np.float32))
     dark[hot] = r.uniform(2.0, 50.0, int(hot.sum()))
     dark[ref] = 0.0
     out["dark_e"] = dark.astype(np.float32)  # e-/s
 
     r = rng("flat")
-    qe = 1.0 + 0.03 * np.cos(2.1 * np.pi * u) * np.sin(1.7 * np.pi * v) + 0.01 * r.standard_normal((ny, nx))
+    qe = 1.0 + 0.03 * np.cos(2.1 * np.pi * u) * np.sin(1.7 * np.pi * v)
+    qe = qe + 0.01 * r.standard_normal((ny, nx), dtype=np.float32)
     qe[lowqe] = r.uniform(0.3, 0.6, int(lowqe.sum()))
     qe[dead] = 0.0
     qe[ref] = 0.0
     out["qe"] = qe.astype(np.float32)
 
-    r = rng("reset")
-    out["reset_amp"] = (
-        (40.0 + 10.0 * r.random((ny, nx))).astype(np.float32)
-        if det.instrument == "MIRI"
-        else (np.zeros((ny, nx), dtype=np.float32))
-    )
+    if det.instrument == "MIRI":
+        out["reset_amp"] = (40.0 + 10.0 * rng("reset").random((ny, nx), dtype=np.float32)).astype(np.float32)
+    else:
+        out["reset_amp"] = np.zeros((ny, nx), dtype=np.float32)
+    for arr in out.values():
+        arr.flags.writeable = False
     return out
 
 
+#: the per-pixel properties :func:`field` knows
+PROPERTIES = ("bias", "gain", "read_noise", "beta", "sat_signal", "hot", "dead", "lowqe", "dark_e", "qe",
+              "reset_amp")  # fmt: skip
+
+
 def field(name: str, prop: str, ys: slice = slice(None), xs: slice = slice(None)) -> np.ndarray:
-    """Property ``prop`` of detector ``name`` over full-frame rows ``ys`` and columns ``xs`` (a view).
+    """Property ``prop`` of detector ``name`` over full-frame rows ``ys`` and columns ``xs``.
 
     Properties: bias (DN), gain (e-/DN), read_noise (single-frame DN), beta (1/DN), sat_signal (DN),
-    dark_e (e-/s), qe (relative response, 0 for dead and reference pixels), hot/dead/lowqe (bool).
+    dark_e (e-/s), qe (relative response, 0 for dead and reference pixels), hot/dead/lowqe (bool),
+    reset_amp (MIRI reset anomaly amplitude, DN). Only the row bands covering ``ys`` are generated.
     """
-    fields = _fields(name.upper())
-    if prop not in fields:
-        raise ParameterError(f"unknown detector property {prop!r}; known: {', '.join(fields)}")
-    return fields[prop][ys, xs]
+    name = name.upper()
+    if prop not in PROPERTIES:
+        raise ParameterError(f"unknown detector property {prop!r}; known: {', '.join(PROPERTIES)}")
+    ny = detector_spec(name).shape[0]
+    start, stop, step = ys.indices(ny)
+    if step != 1:
+        raise ParameterError("detector properties are read on contiguous rows")
+    if stop <= start:
+        return _band(name, 0)[prop][0:0, xs]
+    b0, b1 = start // BAND, (stop - 1) // BAND
+    parts = [_band(name, b)[prop] for b in range(b0, b1 + 1)]
+    rows = slice(start - b0 * BAND, stop - b0 * BAND)
+    if len(parts) == 1:
+        return parts[0][rows, xs]
+    return np.concatenate([part[:, xs] for part in parts], axis=0)[rows]
 
 
 def nonlinear(linear: np.ndarray, beta: np.ndarray, sat: np.ndarray) -> np.ndarray:
@@ -224,24 +257,25 @@ def linearize(signal: np.ndarray, coeffs: np.ndarray) -> np.ndarray:
     return out
 
 
-def saturation_threshold(name: str) -> np.ndarray:
+def saturation_threshold(name: str, ys: slice = slice(None), xs: slice = slice(None)) -> np.ndarray:
     """SATURATION reference threshold (raw DN): 97 % of the full-well signal above the bias (NIRCam),
     97 % of the full-well total (MIRI); always below 65535."""
     det = detector_spec(name)
-    sat = field(name, "sat_signal").astype(np.float64)
-    thr = 0.97 * sat if det.nonlinear_on_total else field(name, "bias") + 0.97 * sat
+    sat = field(name, "sat_signal", ys, xs).astype(np.float64)
+    thr = 0.97 * sat if det.nonlinear_on_total else field(name, "bias", ys, xs) + 0.97 * sat
     return np.minimum(thr, 65000.0).astype(np.float32)
 
 
-def bad_pixel_dq(name: str) -> np.ndarray:
+def bad_pixel_dq(name: str, ys: slice = slice(None), xs: slice = slice(None)) -> np.ndarray:
     """MASK reference DQ: DEAD/HOT/LOW_QE (+ DO_NOT_USE for dead and hot), REFERENCE_PIXEL on reference
     pixels (without DO_NOT_USE, so reference-pixel correction can use them)."""
     det = detector_spec(name)
-    dq = np.zeros(det.shape, dtype=np.uint32)
-    dq[field(name, "dead")] |= FLAGS["DEAD"] | FLAGS["DO_NOT_USE"]
-    dq[field(name, "hot")] |= FLAGS["HOT"] | FLAGS["DO_NOT_USE"]
-    dq[field(name, "lowqe")] |= FLAGS["LOW_QE"]
-    dq[reference_pixel_mask(det)] |= FLAGS["REFERENCE_PIXEL"]
+    ref = reference_pixel_mask(det)[ys, xs]
+    dq = np.zeros(ref.shape, dtype=np.uint32)
+    dq[field(name, "dead", ys, xs)] |= FLAGS["DEAD"] | FLAGS["DO_NOT_USE"]
+    dq[field(name, "hot", ys, xs)] |= FLAGS["HOT"] | FLAGS["DO_NOT_USE"]
+    dq[field(name, "lowqe", ys, xs)] |= FLAGS["LOW_QE"]
+    dq[ref] |= FLAGS["REFERENCE_PIXEL"]
     return dq
 
 
@@ -249,33 +283,33 @@ def bad_pixel_dq(name: str) -> np.ndarray:
 FLAT_EPOCH_CHANGE = "2024-06-01"
 
 
-def flat_field(name: str, filt: str, date: str = "2024-12-31") -> np.ndarray:
+def flat_field(
+    name: str, filt: str, date: str = "2024-12-31", ys: slice = slice(None), xs: slice = slice(None)
+) -> np.ndarray:
     """Relative pixel response through filter ``filt`` on observation date ``date`` (YYYY-MM-DD...).
 
     Pixel QE times a smooth filter-dependent illumination term; the response changed slightly on
     :data:`FLAT_EPOCH_CHANGE`, so the flat of each USEAFTER epoch is the truth for its dates.
     Reference and dead pixels are 1 here (they are flagged in the DQ, not divided by zero).
+    ``ys``, ``xs``: full-frame rows and columns to compute.
     """
-    return _flat(name.upper(), filt.upper(), str(date)[:10] < FLAT_EPOCH_CHANGE)
+    return _flat(name.upper(), filt.upper(), str(date)[:10] < FLAT_EPOCH_CHANGE, ys, xs)
 
 
-@cache
-def _flat(name: str, filt: str, early: bool) -> np.ndarray:
+def _flat(name: str, filt: str, early: bool, ys: slice, xs: slice) -> np.ndarray:
     det = detector_spec(name)
     ny, nx = det.shape
-    qe = field(name, "qe").astype(np.float64)
+    qe = field(name, "qe", ys, xs).astype(np.float64)
     r = np.random.default_rng(stable_seed("flat-filter", name, filt))
     a, b = r.uniform(-0.02, 0.02, 2)
-    u = (np.arange(nx) / nx - 0.5)[None, :]
-    v = (np.arange(ny) / ny - 0.5)[:, None]
+    u = (np.arange(nx)[xs] / nx - 0.5)[None, :]
+    v = (np.arange(ny)[ys] / ny - 0.5)[:, None]
     illum = 1.0 + a * u + b * v
     if early:
-        illum *= 1.0 + 0.01 * np.cos(np.pi * u)
+        illum = illum * (1.0 + 0.01 * np.cos(np.pi * u))
     flat = qe * illum
-    flat[field(name, "dead") | reference_pixel_mask(det)] = 1.0
-    flat = flat.astype(np.float32)
-    flat.flags.writeable = False
-    return flat
+    flat[field(name, "dead", ys, xs) | reference_pixel_mask(det)[ys, xs]] = 1.0
+    return flat.astype(np.float32)
 
 
 #: groups covered by the MIRI reset anomaly (and by the RESET reference)

@@ -130,8 +130,8 @@ def make_cosmic_rays(
     if readout.ngroups < 2:
         return np.zeros(0, dtype=HIT_DTYPE)
     ref = phys.reference_pixel_mask(det)[ystart - 1 : ystart - 1 + ysize, xstart - 1 : xstart - 1 + xsize]
-    gain = phys.field(det.name, "gain")
     oy, ox = ystart - 1, xstart - 1
+    gain = phys.field(det.name, "gain", slice(oy, oy + ysize), slice(ox, ox + xsize))
     cols: dict[str, list] = {k: [] for k in ("event", "kind", "integration", "group", "y", "x", "electrons")}
 
     def add(event, kind, integ, group, y, x, e) -> None:
@@ -190,13 +190,13 @@ def make_cosmic_rays(
             hits[key] = np.concatenate(parts)
         keep = ~ref[hits["y"], hits["x"]]  # reference pixels see no light and no charge
         hits = hits[keep]
-        hits["dn"] = hits["electrons"] / gain[hits["y"] + oy, hits["x"] + ox]
+        hits["dn"] = hits["electrons"] / gain[hits["y"], hits["x"]]
     return hits
 
 
 def _response(plan: ExposurePlan, fy: slice, fx: slice) -> np.ndarray:
     """Pixel response multiplying the flat-fielded scene: the flat, 0 on dead and reference pixels."""
-    flat = phys.flat_field(plan.detector, plan.filter, plan.date)[fy, fx].astype(np.float64)
+    flat = phys.flat_field(plan.detector, plan.filter, plan.date, fy, fx).astype(np.float64)
     dead = phys.field(plan.detector, "dead", fy, fx) | (phys.field(plan.detector, "qe", fy, fx) == 0)
     return np.where(dead, 0.0, flat)
 

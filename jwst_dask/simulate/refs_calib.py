@@ -78,9 +78,9 @@ def _flat(sel, useafter):
     h["EXP_TYPE"] = sel.exp_type
     if sel.instrument == "NIRCAM":
         h["PUPIL"] = sel.pupil
-    flat = R.cut(phys.flat_field(sel.detector, sel.filter, R._useafter(useafter)[:10]), sel)
+    flat = phys.flat_field(sel.detector, sel.filter, R._useafter(useafter)[:10], *sel.slices)
     dq = np.zeros(flat.shape, dtype=np.uint32)
-    dead = R.cut(phys.field(sel.detector, "dead"), sel)
+    dead = phys.field(sel.detector, "dead", *sel.slices)
     dq[dead] = FLAGS["NO_FLAT_FIELD"] | FLAGS["DO_NOT_USE"]
     err = np.full(flat.shape, 0.002, dtype=np.float32)
     return "fits", (h, [R.image(flat, "SCI"), R.image(err, "ERR"), R.image(dq, "DQ"), R.dq_def()])

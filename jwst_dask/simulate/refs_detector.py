@@ -18,13 +18,13 @@ def _mask(sel, useafter):
     h = R.header(sel, "mask", useafter, "Bad pixel mask: dead, hot, low QE; reference pixels")
     h["EXP_TYPE"] = sel.exp_type if sel.instrument == "NIRCAM" else "ANY"
     h["READPATT"] = "ANY"
-    dq = R.cut(phys.bad_pixel_dq(sel.detector), sel)
+    dq = phys.bad_pixel_dq(sel.detector, *sel.slices)
     return "fits", (h, [R.image(dq, "DQ"), R.dq_def()])
 
 
 def _saturation(sel, useafter):
     h = R.header(sel, "saturation", useafter, "Saturation threshold (raw DN)")
-    thr = R.cut(phys.saturation_threshold(sel.detector), sel)
+    thr = phys.saturation_threshold(sel.detector, *sel.slices)
     dq = np.zeros(thr.shape, dtype=np.uint32)
     return "fits", (h, [R.image(thr, "SCI", "DN"), R.image(dq, "DQ"), R.dq_def()])
 
@@ -34,7 +34,7 @@ def _superbias(sel, useafter):
     h["READPATT"] = "ANY"
     h["NOUTPUTS"] = sel.noutputs
     h["BUNIT"] = "DN"
-    bias = R.cut(phys.field(sel.detector, "bias"), sel)
+    bias = phys.field(sel.detector, "bias", *sel.slices)
     dq = np.zeros(bias.shape, dtype=np.uint32)
     err = np.full(bias.shape, 1.0, dtype=np.float32)
     return "fits", (h, [R.image(bias, "SCI", "DN"), R.image(err, "ERR", "DN"), R.image(dq, "DQ"), R.dq_def()])
@@ -42,10 +42,10 @@ def _superbias(sel, useafter):
 
 def _linearity(sel, useafter):
     h = R.header(sel, "linearity", useafter, "Linearity: coefficients of the inverse detector response")
-    beta = R.cut(phys.field(sel.detector, "beta"), sel)
+    beta = phys.field(sel.detector, "beta", *sel.slices)
     coeffs = phys.linearity_coefficients(beta).astype(np.float32)
     dq = np.zeros(beta.shape, dtype=np.uint32)
-    dead = R.cut(phys.field(sel.detector, "dead"), sel)
+    dead = phys.field(sel.detector, "dead", *sel.slices)
     dq[dead] = FLAGS["NO_LIN_CORR"]
     return "fits", (h, [R.image(coeffs, "COEFFS"), R.image(dq, "DQ"), R.dq_def()])
 
@@ -62,9 +62,9 @@ def _dark(sel, useafter):
     h["NGROUPS"] = nfr
     h["TFRAME"] = tframe
     h["BUNIT"] = "DN"
-    gain = R.cut(phys.field(sel.detector, "gain"), sel).astype(np.float64)
-    rate = R.cut(phys.field(sel.detector, "dark_e"), sel).astype(np.float64) / gain  # DN/s
-    hot = R.cut(phys.field(sel.detector, "hot"), sel)
+    gain = phys.field(sel.detector, "gain", *sel.slices).astype(np.float64)
+    rate = phys.field(sel.detector, "dark_e", *sel.slices).astype(np.float64) / gain  # DN/s
+    hot = phys.field(sel.detector, "hot", *sel.slices)
     t = (np.arange(nfr) + 1.0) * tframe
     avg = rate.astype(np.float32)
     if sel.instrument == "MIRI":
@@ -87,7 +87,7 @@ def _dark(sel, useafter):
 def _gain(sel, useafter):
     h = R.header(sel, "gain", useafter, "Gain (electrons per DN)")
     h["BUNIT"] = "electrons/DN"
-    return "fits", (h, [R.image(R.cut(phys.field(sel.detector, "gain"), sel), "SCI", "electrons/DN")])
+    return "fits", (h, [R.image(phys.field(sel.detector, "gain", *sel.slices), "SCI", "electrons/DN")])
 
 
 def _readnoise(sel, useafter):
@@ -95,7 +95,7 @@ def _readnoise(sel, useafter):
     h["READPATT"] = "ANY"
     h["NOUTPUTS"] = sel.noutputs
     h["BUNIT"] = "DN"
-    cds = (np.sqrt(2.0) * R.cut(phys.field(sel.detector, "read_noise"), sel)).astype(np.float32)
+    cds = (np.sqrt(2.0) * phys.field(sel.detector, "read_noise", *sel.slices)).astype(np.float32)
     return "fits", (h, [R.image(cds, "SCI", "DN")])
 
 
@@ -119,8 +119,8 @@ def _trapdensity(sel, useafter):
 def _persat(sel, useafter):
     h = R.header(sel, "persat", useafter, "Persistence saturation (linear DN above bias)")
     det = phys.detector_spec(sel.detector)
-    sat = R.cut(phys.field(sel.detector, "sat_signal"), sel).astype(np.float64)
-    beta = R.cut(phys.field(sel.detector, "beta"), sel)
+    sat = phys.field(sel.detector, "sat_signal", *sel.slices).astype(np.float64)
+    beta = phys.field(sel.detector, "beta", *sel.slices)
     # linear signal at full well: the root of S = L - beta L^2
     lin = ((1.0 - np.sqrt(np.maximum(1.0 - 4.0 * beta * sat, 0.0))) / (2.0 * beta)).astype(np.float32)
     del det

@@ -244,7 +244,7 @@ class Step:
         result. A standalone step saves when asked to (in a pipeline, the pipeline saves)."""
         ds = self.open_input(input)
         result = self.run_lazy(ds)
-        if self.parent is None and self.wants_saving():
+        if self.parent is None and self.wants_saving() and not self.skip:
             self.save(self.save_targets(result))
         return result
 
@@ -463,7 +463,7 @@ class Step:
         return [path for _, path in pairs]
 
 
-# ------------------------------------------------------------------------------------- helpers
+# ------------------------------------------------------------------------------ internal functions
 def known_parameters(
     pars_file: Mapping[str, Any], params: Mapping[str, Any], spec: Mapping[str, ParamSpec]
 ) -> tuple[dict[str, Any], list[str]]:

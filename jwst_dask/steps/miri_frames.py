@@ -6,15 +6,18 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from jwst_dask.kernels.miri_frames import flag_first_frame, flag_last_frame
+from jwst_dask.kernels.miri_frames import flag_first_frame, flag_last_frame, kept_bright
 from jwst_dask.steps.base import Step
 
 __all__ = ["FirstFrameStep", "LastFrameStep"]
 
 
 def _first_block(gdq, *, bright):
-    sat2 = (gdq[:, 1] & np.uint8(2)) != 0 if bright and gdq.shape[1] > 1 else None
-    return flag_first_frame(gdq, bright, sat2)
+    return flag_first_frame(gdq, bright)
+
+
+def _pdq_block(pdq, gdq):
+    return kept_bright(pdq, gdq)
 
 
 def _is_miri(ds: xr.Dataset) -> bool:
@@ -26,7 +29,7 @@ class FirstFrameStep(Step):
 
     class_alias = "firstframe"
     spec = """
-        bright_use_group1 = boolean(default=False)  # keep group 1 if saturated by group 2 (jwst 3.x)
+        bright_use_group1 = boolean(default=False)  # keep group 1 if group 3 is saturated (jwst 3.x)
     """
     reference_file_types = ()
 
@@ -39,6 +42,18 @@ class FirstFrameStep(Step):
             _first_block, ds["GROUPDQ"].data, dtype=np.uint8, bright=bool(self.bright_use_group1)
         )
         out["GROUPDQ"] = ds["GROUPDQ"].copy(data=gdq)
+        if self.bright_use_group1:
+            pdq = da.blockwise(
+                _pdq_block,
+                "yx",
+                ds["PIXELDQ"].data,
+                "yx",
+                ds["GROUPDQ"].data,
+                "igyx",
+                dtype=np.uint32,
+                concatenate=True,
+            )
+            out["PIXELDQ"] = ds["PIXELDQ"].copy(data=pdq)
         return out.jwst.set_cal_step("firstframe")
 
 

@@ -33,6 +33,44 @@ def _gdq_block_nobias(sci, gdq, thresh, tdq, *, n, pattern):
     return kern.flag_saturation(sci, gdq, np.zeros(thresh.shape, np.uint32), thresh, tdq, n, pattern)[0]
 
 
+def _first_block(sci, gdq, thresh, tdq):
+    t = kern.prepare_threshold(thresh, tdq)[0]
+    return kern.first_crossing(np.ascontiguousarray(sci, np.float32), np.ascontiguousarray(gdq), t)
+
+
+def _grow_block(first, *, n):
+    return kern.min_filter(np.ascontiguousarray(first), n)
+
+
+def _flags_block(sci, gdq, grown):
+    return kern.apply_flags(np.ascontiguousarray(sci, np.float32), np.ascontiguousarray(gdq), grown)
+
+
+def _fast_gdq(sci: da.Array, gdq: da.Array, thresh: da.Array, tdq: da.Array, n: int) -> da.Array:
+    """Saturation flags in three lazy passes; only the int16 first-crossing map needs a halo."""
+    first = da.blockwise(
+        _first_block,
+        "iyx",
+        sci,
+        "igyx",
+        gdq,
+        "igyx",
+        thresh,
+        "yx",
+        tdq,
+        "yx",
+        dtype=np.int16,
+        concatenate=True,
+    )
+    if n > 0:
+        first = da.map_overlap(
+            _grow_block, first, depth={0: 0, 1: n, 2: n}, boundary="none", dtype=np.int16, n=n
+        )
+    return da.blockwise(
+        _flags_block, "igyx", sci, "igyx", gdq, "igyx", first, "iyx", dtype=np.uint8, concatenate=True
+    )
+
+
 def _zframe_block(z, thresh, tdq, *, n):
     nints = z.shape[0]
     dummy = np.zeros((nints, 1, *z.shape[1:]), np.float32)
@@ -85,7 +123,9 @@ class SaturationStep(Step):
                 args.append(ref_array(bref, "SCI", ds, "superbias", np.float32))
                 depths.append(d2)
                 func = _gdq_block
-        if depth:
+        if pattern is None:
+            new_gdq = _fast_gdq(sci, gdq, thresh, tdq, n)
+        elif depth:
             new_gdq = da.map_overlap(
                 func, *args, depth=depths, boundary="none", dtype=np.uint8, n=n, pattern=pattern
             )
