@@ -10,7 +10,8 @@ the cluster described in the Dask configuration under ``jwst_dask.cluster``, e.g
         scale: 4
 
 an already active client; or an embedded :class:`~distributed.LocalCluster` sized to this machine
-(bound to 127.0.0.1), created once per process and reused. The dashboard address is logged.
+(bound to 127.0.0.1; one in-process worker of several threads on a small machine, worker processes
+on a larger one), created once per process and reused. The dashboard address is logged.
 
 :func:`compute` is how products get computed: on the current client when there is one, else on
 Dask's default scheduler (``dask.config.set(scheduler="threads")`` forces a local one), with a
@@ -111,7 +112,9 @@ def get_client(
     n_workers = int(workers) if workers is not None else d_workers
     threads = int(threads_per_worker) if threads_per_worker is not None else d_threads
     memory = memory_limit if memory_limit is not None else (d_memory or "auto")
-    procs = True if processes is None else bool(processes)
+    # One worker: threads in this process (no second copy of the libraries in memory; the
+    # numba kernels release the GIL). Several workers: one process each.
+    procs = (n_workers > 1) if processes is None else bool(processes)
     key = ("local", n_workers, threads, str(memory), procs)
     entry = _LOCAL.get(key)
     if entry is None or entry[1].status in ("closed", "closing"):

@@ -106,6 +106,17 @@ def test_cli_refs_types_and_error(no_network, isolated, tmp_path, monkeypatch, c
     assert err.count("\n") == 1 and "flat" in err and "FILTER=F444W" in err
 
 
+def test_cli_build_cache(no_network, isolated, monkeypatch, capsys):
+    builder = TinyBuilder()
+    monkeypatch.setattr(refcache, "get_builder", lambda: builder)
+    assert main(["refs", "--build-cache"]) == 0
+    built = sorted(p.name for p in (isolated / "references" / "jwst").glob("*/*"))
+    assert built == sorted(builder.built) and "jwst_nircam_flat_0002.fits" in built
+    assert f"{len(built)} reference files" in capsys.readouterr().out
+    assert main(["refs"]) == 1
+    assert "give a product FILE" in capsys.readouterr().err
+
+
 def test_real_builder_chain_sub64p(no_network, isolated):
     """The default path calls jwst_dask.simulate.references.build_reference; the files it writes
     are selected, opened and (full-frame ones) cut to the SUB64P science subarray."""

@@ -3,6 +3,9 @@
 Prints, for each reference type the stage-1 and stage-2 steps need (or the ``--types`` given),
 the absolute path of the file CRDS selects, or ``N/A``. Uses the project's offline cache unless
 ``CRDS_PATH`` / ``CRDS_SERVER_URL`` are set.
+
+``jwst-dask refs --build-cache`` generates every reference file of the project cache at once (for
+example before sharing the cache read-only with cluster workers).
 """
 
 from __future__ import annotations
@@ -89,9 +92,12 @@ def add_parser(subparsers) -> None:
         help="show the CRDS reference files selected for a product",
         description=__doc__.split("\n\n")[0],
     )
-    p.add_argument("file", help="a JWST product (FITS or zarr)")
+    p.add_argument("file", nargs="?", help="a JWST product (FITS or zarr)")
     p.add_argument("--types", default=None, help="comma-separated reference types (default: stages 1 and 2)")
     p.add_argument("--context", default=None, help="pinned CRDS context, e.g. jwst_0001.pmap")
+    p.add_argument(
+        "--build-cache", action="store_true", help="generate every reference file of the project cache"
+    )
     p.set_defaults(func=run)
 
 
@@ -101,9 +107,27 @@ def _product_meta(path: str) -> dict:
     return open_product(path).attrs.get("meta", {})
 
 
+def _build_cache() -> int:
+    from jwst_dask.errors import ParameterError
+    from jwst_dask.refs import ensure_all_references
+    from jwst_dask.refs.environment import current_setup
+
+    setup = current_setup()
+    if setup.user:
+        raise ParameterError("--build-cache fills the project cache: unset CRDS_PATH / CRDS_SERVER_URL")
+    paths = ensure_all_references(setup.path)
+    print(f"{len(paths)} reference files in {setup.path}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    from jwst_dask.errors import ParameterError
     from jwst_dask.refs import best_references
 
+    if args.build_cache:
+        return _build_cache()
+    if not args.file:
+        raise ParameterError("jwst-dask refs: give a product FILE (or --build-cache)")
     meta = _product_meta(args.file)
     if args.types:
         reftypes = [t.strip().lower() for t in args.types.split(",") if t.strip()]

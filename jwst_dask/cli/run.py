@@ -10,8 +10,10 @@
 
 ``auto`` picks the stage-1 pipeline from the input's EXP_TYPE (graphs/exptypes.yaml). Values are
 parsed by the parameters' spec types. The results are saved (``save_results`` is on, as with
-strun). Without ``--scheduler``/``--workers`` the graph runs on Dask's threaded scheduler in this
-process. Exit status: 0 success, 1 error (one line; a traceback with ``-v``), 64 no science data.
+strun). Without ``--scheduler``/``--workers`` the graph runs on an embedded local Dask cluster
+sized to this machine (its dashboard address is logged), unless the Dask configuration names a
+local scheduler (``DASK_SCHEDULER=threads``). Exit status: 0 success, 1 error (one line; a
+traceback with ``-v``), 64 no science data.
 """
 
 from __future__ import annotations
@@ -33,8 +35,9 @@ _DESCRIPTION = """Run a pipeline or a step on one input, as strun does.
 TARGET is a pipeline alias (calwebb_detector1), a step alias (jump), a class path, a parameter
 file (.asdf or .cfg), or auto (the stage-1 pipeline for the input's EXP_TYPE). Set parameters with
 --<param>=<value> and --steps.<step>.<param>=<value>; `jwst-dask run TARGET --help` lists them.
-Results are saved (save_results is on). Without --scheduler / --workers the graph runs on Dask's
-threaded scheduler in this process. Exit status: 0 success, 1 error, 64 no science data."""
+Results are saved (save_results is on). Without --scheduler / --workers the graph runs on an
+embedded local Dask cluster sized to this machine (the dashboard address is logged).
+Exit status: 0 success, 1 error, 64 no science data."""
 
 
 class _RunParser(argparse.ArgumentParser):
@@ -251,10 +254,13 @@ def _run(args: argparse.Namespace) -> int:
     instance.input_chunks = _parse_chunks(args.chunks)
     if args.save_parameters:
         instance.export_config(args.save_parameters)
-    if not (args.scheduler or args.workers or args.memory_limit or args.threads_per_worker):
-        instance.run(args.input)
-        return 0
+    import dask
+
     from jwst_dask import cluster
+
+    if dask.config.get("scheduler", None) in ("threads", "threading", "sync", "synchronous", "processes"):
+        instance.run(args.input)  # the user chose a local Dask scheduler in the Dask config
+        return 0
 
     client = cluster.get_client(
         args.scheduler,
@@ -267,6 +273,6 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         if args.scheduler:
             client.close()  # the scheduler and its workers are not ours: leave them running
-        else:
+        elif client in (entry[1] for entry in cluster._LOCAL.values()):
             cluster.close_local_cluster()
     return 0
