@@ -4,7 +4,7 @@ Run it with the interpreter of an environment that has the official ``jwst`` pac
 benchmark dependency only, never imported by jwst_dask):
 
     python official_detector1.py --refs refs.json --output-dir OUT [--max-cores all] \
-        [--skip persistence ipc] FILE_uncal.fits [...]
+        [--skip persistence ipc] [--save-calibrated-ramp] FILE_uncal.fits [...]
 
 ``refs.json`` maps reference types to files (``{"dark": "/path/..fits", ...}``); every reference type
 of every step that runs is overridden (a type missing from the map is overridden with "N/A"), so no
@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-cores", default="all", help="maximum_cores for jump and ramp_fit")
     parser.add_argument("--skip", nargs="*", default=["persistence", "ipc"], help="steps to skip")
     parser.add_argument("--steps", default="{}", help="JSON: extra per-step parameters")
+    parser.add_argument("--save-calibrated-ramp", action="store_true", help="also save the _ramp product")
     args = parser.parse_args(argv)
 
     _offline_crds_env()
@@ -86,7 +87,13 @@ def main(argv: list[str] | None = None) -> int:
     timings = {}
     for path in args.files:
         t0 = time.perf_counter()
-        Detector1Pipeline.call(path, output_dir=args.output_dir, save_results=True, steps=steps)
+        Detector1Pipeline.call(
+            path,
+            output_dir=args.output_dir,
+            save_results=True,
+            save_calibrated_ramp=args.save_calibrated_ramp,
+            steps=steps,
+        )
         timings[Path(path).name] = time.perf_counter() - t0
     print(json.dumps({"wall_seconds": timings}))
     return 0

@@ -327,3 +327,21 @@ def test_persistence_ramp_capture_is_analytic():
         * (dt**2 * (a0 + a2) / 2 + a0 * (dt * tau + tau**2) * math.exp(-dt / tau) - a0 * tau**2)
     )
     np.testing.assert_allclose(traps[0], expect, rtol=1e-5)
+
+
+def test_rscd_jwst3_backs_off_for_saturation():
+    sat, dnu = FLAGS["SATURATED"], FLAGS["DO_NOT_USE"]
+    gdq = np.zeros((2, 8, 1, 4), np.uint8)
+    gdq[0, 3:, 0, 0] = sat  # A: saturated from group 4 in integration 1
+    gdq[0, :, 0, 1] = sat  # B: saturated from group 1 (no back-off)
+    gdq[1, 1:, 0, 2] = sat  # C: saturated from group 2 in integration 2
+    out, pdq = rscd.flag_rscd_jwst3(gdq, np.zeros((1, 4), np.uint32), 2, 3)
+    dnu_groups = lambda i, x: [g for g in range(8) if out[i, g, 0, x] & dnu]  # noqa: E731
+    assert dnu_groups(0, 3) == [0, 1] and dnu_groups(1, 3) == [0, 1, 2]  # a plain pixel
+    assert dnu_groups(0, 0) == [0]  # backed off by one
+    assert dnu_groups(0, 1) == [0, 1]
+    assert dnu_groups(1, 2) == []  # backed off to nothing
+    est = FLAGS["FLUX_ESTIMATED"]
+    assert [bool(pdq[0, x] & est) for x in range(4)] == [True, False, True, False]
+    few, _ = rscd.flag_rscd_jwst3(gdq[:, :5], np.zeros((1, 4), np.uint32), 2, 3)
+    assert all((few[i, 0, 0, 3] & dnu) and not (few[i, 1, 0, 3] & dnu) for i in range(2))  # <= 5 groups: 1

@@ -140,3 +140,71 @@ def test_ipc_bit_identical(tmp_path, per_pixel):
     science[:4] = False
     science[:, :4] = False
     np.testing.assert_array_equal(ipc_convolve(sci, k, science), np.load(tmp_path / "out.npy"))
+
+
+CHAIN_SCRIPT = r"""
+import sys, json
+import numpy as np
+from jwst.group_scale import GroupScaleStep
+from jwst.dq_init import DQInitStep
+from jwst.saturation import SaturationStep
+from jwst.superbias import SuperBiasStep
+from jwst.refpix import RefPixStep
+from jwst.linearity import LinearityStep
+refs = json.loads(sys.argv[2])
+m = GroupScaleStep.call(sys.argv[1])
+m = DQInitStep.call(m, override_mask=refs["mask"])
+m = SaturationStep.call(m, override_saturation=refs["saturation"], override_superbias=refs["superbias"])
+m = SuperBiasStep.call(m, override_superbias=refs["superbias"])
+m = RefPixStep.call(m, override_refpix="N/A", override_sirskernel="N/A")
+m = LinearityStep.call(m, override_linearity=refs["linearity"])
+np.savez(sys.argv[3], SCI=m.data, GROUPDQ=m.groupdq, PIXELDQ=m.pixeldq, ZEROFRAME=m.zeroframe)
+"""
+
+
+def test_nircam_chain_bit_identical_on_simulated_exposure(tmp_path, project_cache):
+    import json
+
+    from jwst_dask.io import open_product
+    from jwst_dask.refs import best_references
+    from jwst_dask.simulate import simulate
+    from jwst_dask.steps.dq_init import DQInitStep
+    from jwst_dask.steps.group_scale import GroupScaleStep
+    from jwst_dask.steps.linearity import LinearityStep
+    from jwst_dask.steps.saturation import SaturationStep
+    from jwst_dask.steps.superbias import SuperBiasStep
+
+    path = simulate(
+        "nircam-mosaic", tmp_path, nexp=1, size=64, ngroups=6, nints=1, zeroframe=True, write_asn=False
+    )[0]
+    ds = open_product(path)
+    refs = best_references(ds.jwst.meta, ["mask", "saturation", "superbias", "linearity"])
+    env = dict(
+        os.environ,
+        CRDS_MODE="local",
+        STPIPE_DISABLE_CRDS_STEPPARS="true",
+        CRDS_SERVER_URL="http://127.0.0.1:9",
+        CRDS_PATH=str(Path(project_cache) / "crds"),
+    )
+    run = subprocess.run(
+        [OFFICIAL, "-c", CHAIN_SCRIPT, str(path), json.dumps(refs), str(tmp_path / "off.npz")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    expected = np.load(tmp_path / "off.npz")
+    r = to_ramp(ds)
+    chain = [
+        GroupScaleStep(),
+        DQInitStep(override_mask=refs["mask"], propagate_do_not_use=True),
+        SaturationStep(override_saturation=refs["saturation"], use_readpatt=True),
+        SuperBiasStep(override_superbias=refs["superbias"]),
+        RefPixStep(),
+        LinearityStep(override_linearity=refs["linearity"]),
+    ]
+    for step in chain:
+        r = step.run(r)
+    for name in ("SCI", "GROUPDQ", "PIXELDQ", "ZEROFRAME"):
+        np.testing.assert_array_equal(r[name].values, expected[name], err_msg=name)

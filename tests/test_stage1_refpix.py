@@ -203,3 +203,12 @@ def test_miri_full_frame_matches_reference(rng):
                     d[par::2, amp::4] -= 0.5 * (left + right)
             exp[i, g] = d + first[i]
     np.testing.assert_allclose(out, exp, atol=2e-3, rtol=1e-7)
+
+
+def test_nir_subarray_without_reference_pixels_is_unchanged(rng):
+    # No reference rows or columns inside: no correction at all, for every integration and group.
+    sci = _signal(rng, (3, 4, 24, 24))
+    pdq = np.zeros((24, 24), np.uint32)
+    out = RefPixStep().run(_dataset(sci, pdq, xstart=1001, ystart=1001, tile=8))
+    assert out.attrs["meta"]["cal_step"]["refpix"] == "COMPLETE"
+    np.testing.assert_array_equal(out.SCI.values, sci)

@@ -25,6 +25,7 @@ from jwst_dask.steps.linearity import LinearityStep
 from jwst_dask.steps.miri_frames import FirstFrameStep, LastFrameStep
 from jwst_dask.steps.persistence import PersistenceStep
 from jwst_dask.steps.ramp_model import to_ramp
+from jwst_dask.steps.refpix import RefPixStep
 from jwst_dask.steps.reset import ResetStep
 from jwst_dask.steps.rscd import RscdStep
 from jwst_dask.steps.saturation import SaturationStep
@@ -473,3 +474,53 @@ def test_variants_and_tso_configuration(rng):
     tso = Tso1Pipeline()
     assert tso.persistence.skip and tso.firstframe.skip and tso.lastframe.skip and tso.rscd.skip
     assert not tso.saturation.skip
+
+
+def test_chain_is_identical_for_any_tile_size(rng):
+    # The near-infrared chain on a corner subarray (reference rows and columns inside): products
+    # do not depend on the pixel tile.
+    n = 48
+    sci = (1000 + np.cumsum(rng.uniform(0, 3000, (2, 4, n, n)), axis=1)).astype(np.uint16)
+    sci[0, 2:, 20, 20] = 60000
+    refs = {
+        "mask": _img(DQ=np.zeros((n, n), np.uint32)),
+        "saturation": _img(SCI=np.full((n, n), 40000, np.float32), DQ=np.zeros((n, n), np.uint32)),
+        "superbias": _img(
+            SCI=rng.uniform(900, 1000, (n, n)).astype(np.float32), DQ=np.zeros((n, n), np.uint32)
+        ),
+        "linearity": xr.Dataset(
+            {
+                "COEFFS": (
+                    ("coeff", "y", "x"),
+                    np.stack([np.zeros((n, n)), np.ones((n, n)), np.full((n, n), 1e-6)]),
+                ),
+                "DQ": (("y", "x"), np.zeros((n, n), np.uint32)),
+            }
+        ),
+        "dark": xr.Dataset(
+            {"SCI": (("group", "y", "x"), rng.normal(0, 2, (6, n, n)).astype(np.float32))},
+            attrs={"meta": {"exposure": {"nframes": 1, "groupgap": 0}}},
+        ),
+        **_persistence_refs_sized(n),
+    }
+    steps = [DQInitStep, SaturationStep, SuperBiasStep, RefPixStep, LinearityStep, PersistenceStep]
+    steps += [DarkCurrentStep, ChargeMigrationStep]
+    results = []
+    for tile in (16, 48):
+        ds = to_ramp(_uncal(sci, tile=tile, group_time=10.0, frame_time=10.0))
+        ds = ds.jwst.update_meta(
+            {"subarray.xstart": 1, "subarray.ystart": 1, "subarray.xsize": n, "subarray.ysize": n}
+        )
+        for cls in steps:
+            ds = _with_refs(cls(), refs).run(ds)
+        results.append(ds)
+    for name in ("SCI", "GROUPDQ", "PIXELDQ"):
+        np.testing.assert_array_equal(results[0][name].values, results[1][name].values)
+    assert results[0].attrs["meta"]["cal_step"]["refpix"] == "COMPLETE"
+
+
+def _persistence_refs_sized(n):
+    refs = _persistence_refs()
+    refs["trapdensity"] = _img(SCI=np.full((n, n), 20.0, np.float32))
+    refs["persat"] = _img(SCI=np.full((n, n), 30000.0, np.float32))
+    return refs

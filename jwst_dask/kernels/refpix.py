@@ -84,6 +84,7 @@ def nir_amp_signals(
     odd_even_columns: bool = True,
     siglimit: float = 3.0,
     wide: np.ndarray | None = None,
+    shape: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """Top/bottom reference signal per (integration, group, amplifier, column parity).
 
@@ -92,9 +93,12 @@ def nir_amp_signals(
     ``gx``). ``wide`` (nints, ngroups) bool selects float64 statistics (else float32, see
     :func:`wide_groups`). Returns float64 (nints, ngroups, 4, 2), parity 0 = even global column;
     NaN where an amplifier gets no correction (no usable reference pixel for one of its parities).
+    ``shape`` (nints, ngroups) is needed when there are no strips.
     """
     if not strips:
-        return np.full((1, 1, 4, 2), np.nan)
+        if shape is None:
+            raise ValueError("nir_amp_signals: no reference strips and no shape")
+        return np.full((*shape, 4, 2), np.nan)
     nints, ngroups = strips[0][0].shape[:2]
     if wide is None:
         wide = np.zeros((nints, ngroups), bool)

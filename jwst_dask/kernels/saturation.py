@@ -41,7 +41,7 @@ def halo_depth(n_pix_grow_sat: int) -> int:
 
 
 @njit(cache=True, nogil=True)
-def dilate(mask, n):
+def dilate(mask: np.ndarray, n: int) -> np.ndarray:
     """Boolean dilation of a 2-D mask by a (2n+1)x(2n+1) box, truncated at the array edges."""
     ny, nx = mask.shape
     tmp = np.zeros((ny, nx), dtype=np.bool_)
@@ -156,7 +156,7 @@ def flag_saturation(
 
 
 @njit(cache=True, nogil=True)
-def first_crossing(data, gdq, thresh):
+def first_crossing(data: np.ndarray, gdq: np.ndarray, thresh: np.ndarray) -> np.ndarray:
     """(nints, y, x) int16: first group with ``data >= thresh`` or already SATURATED (ngroups
     when none). An input SATURATED flag thus counts from its group on."""
     nints, ngroups, ny, nx = data.shape
@@ -174,7 +174,7 @@ def first_crossing(data, gdq, thresh):
 
 
 @njit(cache=True, nogil=True)
-def min_filter(first, n):
+def min_filter(first: np.ndarray, n: int) -> np.ndarray:
     """Box minimum ((2n+1) x (2n+1), truncated at the array edges) of each (y, x) plane."""
     nints, ny, nx = first.shape
     tmp = np.empty_like(first)
@@ -198,7 +198,7 @@ def min_filter(first, n):
 
 
 @njit(cache=True, nogil=True)
-def apply_flags(data, gdq, grown):
+def apply_flags(data: np.ndarray, gdq: np.ndarray, grown: np.ndarray) -> np.ndarray:
     """GROUPDQ with SATURATED from group ``grown`` on, and AD_FLOOR | DO_NOT_USE where data <= 0."""
     nints, ngroups, ny, nx = data.shape
     out = gdq.copy()

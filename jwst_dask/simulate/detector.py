@@ -69,6 +69,7 @@ class DetectorSpec:
     sat_signal: float  # DN above bias (NIRCam) / total DN (MIRI) where the pixel saturates
     beta: float  # non-linearity coefficient, 1/DN
     nonlinear_on_total: bool  # MIRI convention: non-linearity of the total value
+    drift: tuple[float, float, float] = (4.0, 1.5, 0.35)  # DN rms: amplifier, column parity, row-walk step
 
 
 DETECTORS: dict[str, DetectorSpec] = {
@@ -80,7 +81,7 @@ DETECTORS: dict[str, DetectorSpec] = {
     "MIRIMAGE": DetectorSpec(
         "MIRI", "MIRIMAGE", (1024, 1032), (0, 0, 4, 4), 4, True,
         bias=11000.0, gain=5.5, read_noise=6.0, dark_rate=0.3, sat_signal=58000.0, beta=1.0e-6,
-        nonlinear_on_total=True,
+        nonlinear_on_total=True, drift=(0.5, 0.2, 0.05),
     ),
 }  # fmt: skip
 

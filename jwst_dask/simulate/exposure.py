@@ -98,8 +98,9 @@ def make_drifts(rng: np.random.Generator, det: phys.DetectorSpec, readout: Reado
     """Reference-pixel drifts: per (integration, group, amplifier, column parity) offsets and a slow
     row-wise 1/f-like wander (a smoothed random walk along the rows), in DN."""
     ni, ng = readout.nints, readout.ngroups
-    amp = rng.normal(0.0, 4.0, (ni, ng, det.namps, 1)) + rng.normal(0.0, 1.5, (ni, ng, det.namps, 2))
-    steps = rng.normal(0.0, 0.35, (ni, ng, ysize))
+    s_amp, s_par, s_row = det.drift
+    amp = rng.normal(0.0, s_amp, (ni, ng, det.namps, 1)) + rng.normal(0.0, s_par, (ni, ng, det.namps, 2))
+    steps = rng.normal(0.0, s_row, (ni, ng, ysize))
     walk = np.cumsum(steps, axis=-1)
     kernel = np.ones(9) / 9.0
     smooth = np.apply_along_axis(lambda r: np.convolve(r, kernel, mode="same"), -1, walk)

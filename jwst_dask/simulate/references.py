@@ -108,6 +108,26 @@ class Selection:
         return frame_time(self.instrument, self.xsize, self.ysize, self.noutputs, self.readpatt)
 
 
+#: reference type -> stdatamodels model name (DATAMODL); per instrument where they differ
+MODEL_TYPES = {
+    "mask": "MaskModel", "saturation": "SaturationModel", "superbias": "SuperBiasModel",
+    "linearity": "LinearityModel", "dark": "DarkModel", "gain": "GainModel", "readnoise": "ReadnoiseModel",
+    "ipc": "IPCModel", "trapdensity": "TrapDensityModel", "persat": "PersistenceSatModel",
+    "trappars": "TrapParsModel", "reset": "ResetModel", "rscd": "RSCDModel", "emicorr": "EmiModel",
+    "flat": "FlatModel", "photom": "NrcImgPhotomModel", "area": "PixelAreaModel",
+    "distortion": "DistortionModel", "filteroffset": "FilteroffsetModel", "drizpars": "DrizParsModel",
+    "apcorr": "NrcImgApcorrModel", "abvegaoffset": "ABVegaOffsetModel", "tsophot": "TsoPhotModel",
+}  # fmt: skip
+_MIRI_MODEL_TYPES = {"dark": "DarkMIRIModel", "photom": "MirImgPhotomModel", "apcorr": "MirImgApcorrModel"}
+
+
+def model_type(reftype: str, instrument: str) -> str:
+    """The data model (DATAMODL) of a reference type for an instrument."""
+    if instrument.upper() == "MIRI" and reftype in _MIRI_MODEL_TYPES:
+        return _MIRI_MODEL_TYPES[reftype]
+    return MODEL_TYPES[reftype]
+
+
 def _header(
     sel: Selection, reftype: str, useafter: str, descrip: str, *, imaging: bool = True
 ) -> fits.Header:
@@ -118,6 +138,8 @@ def _header(
     h["ORIGIN"] = "jwst-dask"
     h["TELESCOP"] = "JWST"
     h["FILENAME"] = ""
+    if reftype != "drizpars":  # no data model of its own in current stdatamodels
+        h["DATAMODL"] = model_type(reftype, sel.instrument)
     h["REFTYPE"] = reftype.upper()
     h["DESCRIP"] = descrip[:68]
     h["AUTHOR"] = "jwst-dask simulator"

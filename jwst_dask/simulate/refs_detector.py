@@ -161,7 +161,7 @@ def _rscd(sel, useafter):
     cols = {
         "subarray": np.repeat(names, 2),
         "readpatt": np.array(["FAST", "SLOW"] * len(names)),
-        "group_skip1": np.zeros(2 * len(names), dtype=np.int32),
+        "group_skip1": np.ones(2 * len(names), dtype=np.int32),  # the first-frame effect
         "group_skip": np.full(2 * len(names), MIRI_RSCD_GROUPS, dtype=np.int32),
     }
     return "fits", (h, [R.table(cols, "RSCD_GROUP_SKIP")])

@@ -25,7 +25,7 @@ class EmiCorrStep(Step):
         save_intermediate_results = boolean(default=False)  # save the intermediate products
         skip = boolean(default=True)
     """
-    reference_file_types = ("emicorr",)
+    reference_file_types = ()  # the correction is not implemented: no reference is selected
 
     def process(self, ds: xr.Dataset) -> xr.Dataset:
         if str(ds.jwst.meta.get_path("instrument.name") or "").upper() != "MIRI":

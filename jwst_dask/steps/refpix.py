@@ -176,7 +176,7 @@ class RefPixStep(Step):
         else:
             strips = _nir_strips_tb(sci, pdq, y0, x0, ny, nx, flip_y, flip_x)
             tb = dask.delayed(kern.nir_amp_signals)(
-                strips, bool(self.odd_even_columns), float(self.siglimit), wide
+                strips, bool(self.odd_even_columns), float(self.siglimit), wide, (nints, ngroups)
             )
             if self.use_side_ref_pixels:
                 left, right = _nir_strips_side(sci, pdq, y0, x0, ny, nx)

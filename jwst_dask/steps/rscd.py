@@ -2,27 +2,28 @@
 
 from __future__ import annotations
 
+import dask.array as da
 import numpy as np
 import xarray as xr
 
-from jwst_dask.kernels.rscd import flag_rscd
+from jwst_dask.kernels.rscd import flag_rscd, flag_rscd_jwst3
 from jwst_dask.steps.base import Step
 
 __all__ = ["RscdStep", "group_skip"]
 
 
-def group_skip(ref: xr.Dataset, readpatt: str, subarray: str) -> int | None:
-    """Groups to skip for integrations 2.. from the reference's GROUP_SKIP table row matching
-    READPATT and SUBARRAY (``RSCD_GROUP_SKIP.group_skip`` columns), or None."""
+def group_skip(ref: xr.Dataset, readpatt: str, subarray: str, column: str = "group_skip") -> int | None:
+    """Groups to skip from the reference's group-skip table row matching READPATT and SUBARRAY
+    (``column``: ``group_skip`` for integrations 2.., ``group_skip1`` for integration 1), or None."""
     if subarray.upper() == "SUBPRISM":
         subarray = "SLITLESSPRISM"
     for ext in ref.attrs.get("tables", {}):
         cols = {c.lower(): c for c in ref.attrs["tables"][ext]}
-        if not {"subarray", "readpatt", "group_skip"} <= set(cols):
+        if not {"subarray", "readpatt", column} <= set(cols):
             continue
         subs = np.asarray(ref[f"{ext}.{cols['subarray']}"].values).astype(str)
         pats = np.asarray(ref[f"{ext}.{cols['readpatt']}"].values).astype(str)
-        skips = np.asarray(ref[f"{ext}.{cols['group_skip']}"].values)
+        skips = np.asarray(ref[f"{ext}.{cols[column]}"].values)
         for s, p, n in zip(subs, pats, skips, strict=False):
             if s.strip().upper() == subarray.upper() and p.strip().upper() == readpatt.upper():
                 return int(n)
@@ -33,6 +34,11 @@ def _block(gdq, *, n):
     return flag_rscd(gdq, n)
 
 
+def _block3(gdq, pdq, *, which, n1, n2, int_start):
+    gdq_out, pdq_out = flag_rscd_jwst3(gdq, pdq, n1, n2, int_start)
+    return gdq_out if which == "gdq" else pdq_out
+
+
 class RscdStep(Step):
     """Flag DO_NOT_USE on the first N groups (N from the RSCD reference) of integrations 2..,
     when NGROUPS > N + 3."""
@@ -40,6 +46,7 @@ class RscdStep(Step):
     class_alias = "rscd"
     spec = """
         type = option('baseline', 'enhanced', default='baseline')  # correction type (only baseline)
+        variant = option('seeds', 'jwst3', default='seeds')  # jwst3: int 1 too, saturation back-off
     """
     reference_file_types = ("rscd",)
 
@@ -54,12 +61,29 @@ class RscdStep(Step):
         if ref is None:
             self.log.warning("No RSCD reference file; step skipped")
             return ds.jwst.set_cal_step("rscd", "SKIPPED")
-        n = group_skip(
-            ref, str(meta.get_path("exposure.readpatt") or ""), str(meta.get_path("subarray.name") or "")
-        )
+        readpatt = str(meta.get_path("exposure.readpatt") or "")
+        subarray = str(meta.get_path("subarray.name") or "")
+        n = group_skip(ref, readpatt, subarray)
         if n is None:
             self.log.warning("READPATT, SUBARRAY combination not found in the RSCD reference; step skipped")
             return ds.jwst.set_cal_step("rscd", "SKIPPED")
         out = ds.copy()
+        if self.variant == "jwst3":
+            if ds.sizes["group"] < 3:
+                self.log.warning("Too few groups to apply RSCD correction; step skipped")
+                return ds.jwst.set_cal_step("rscd", "SKIPPED")
+            n1 = group_skip(ref, readpatt, subarray, "group_skip1")
+            kw = {
+                "n1": -1 if n1 is None else n1,
+                "n2": n,
+                "int_start": int(meta.get_path("exposure.integration_start") or 1),
+            }
+            gdq, pdq = ds["GROUPDQ"].data, ds["PIXELDQ"].data
+            args = (gdq, "igyx", pdq, "yx")
+            new_g = da.blockwise(_block3, "igyx", *args, dtype=np.uint8, concatenate=True, which="gdq", **kw)
+            new_p = da.blockwise(_block3, "yx", *args, dtype=np.uint32, concatenate=True, which="pdq", **kw)
+            out["GROUPDQ"] = ds["GROUPDQ"].copy(data=new_g)
+            out["PIXELDQ"] = ds["PIXELDQ"].copy(data=new_p)
+            return out.jwst.set_cal_step("rscd")
         out["GROUPDQ"] = ds["GROUPDQ"].copy(data=ds["GROUPDQ"].data.map_blocks(_block, dtype=np.uint8, n=n))
         return out.jwst.set_cal_step("rscd")
