@@ -13,7 +13,39 @@ import os
 import re
 from pathlib import Path
 
-__all__ = ["KNOWN_SUFFIXES", "output_name", "split_suffix", "strip_suffix", "suffix_of"]
+__all__ = [
+    "KNOWN_SUFFIXES",
+    "STAGE1_STEP_SUFFIXES",
+    "output_name",
+    "split_suffix",
+    "strip_suffix",
+    "suffix_of",
+]
+
+#: Stage-1 step aliases, which are also the suffixes of the steps' saved outputs.
+STAGE1_STEP_SUFFIXES: tuple[str, ...] = (
+    "group_scale",
+    "dq_init",
+    "emicorr",
+    "saturation",
+    "ipc",
+    "superbias",
+    "refpix",
+    "rscd",
+    "firstframe",
+    "lastframe",
+    "linearity",
+    "dark_current",
+    "darkcurrent",
+    "reset",
+    "persistence",
+    "charge_migration",
+    "jump",
+    "clean_flicker_noise",
+    "picture_frame",
+    "ramp_fit",
+    "gain_scale",
+)
 
 #: Product suffixes (data products and the stage-1/2/3 step outputs), longest matched first.
 KNOWN_SUFFIXES: frozenset[str] = frozenset(
@@ -57,27 +89,7 @@ KNOWN_SUFFIXES: frozenset[str] = frozenset(
         "median",
         "blot",
         # step outputs saved with save_results (the step alias is the suffix)
-        "group_scale",
-        "dq_init",
-        "emicorr",
-        "saturation",
-        "ipc",
-        "superbias",
-        "refpix",
-        "rscd",
-        "firstframe",
-        "lastframe",
-        "linearity",
-        "dark_current",
-        "darkcurrent",
-        "reset",
-        "persistence",
-        "charge_migration",
-        "jump",
-        "clean_flicker_noise",
-        "picture_frame",
-        "ramp_fit",
-        "gain_scale",
+        *STAGE1_STEP_SUFFIXES,
         "assign_wcs",
         "background",
         "imprint",

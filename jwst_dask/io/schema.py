@@ -27,6 +27,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from jwst_dask.io.naming import STAGE1_STEP_SUFFIXES
+
 __all__ = [
     "ArrayExt",
     "Keyword",
@@ -72,29 +74,9 @@ SUFFIX_MODELS: dict[str, str] = {
     "amiavg": "AmiOIModel",
     "aminorm": "AmiOIModel",
 }
-for _step in (
-    "group_scale",
-    "dq_init",
-    "emicorr",
-    "saturation",
-    "ipc",
-    "superbias",
-    "refpix",
-    "rscd",
-    "firstframe",
-    "lastframe",
-    "linearity",
-    "dark_current",
-    "darkcurrent",
-    "reset",
-    "persistence",
-    "charge_migration",
-    "jump",
-    "clean_flicker_noise",
-    "picture_frame",
-    "gain_scale",
-):
-    SUFFIX_MODELS.setdefault(_step, "RampModel")
+for _step in STAGE1_STEP_SUFFIXES:  # stage-1 step outputs are ramps, except ramp fitting's
+    if _step != "ramp_fit":
+        SUFFIX_MODELS.setdefault(_step, "RampModel")
 
 
 @dataclass(frozen=True)
