@@ -3,6 +3,7 @@ and compare two sets of products with the parity criteria the project holds itse
 
 from __future__ import annotations
 
+import resource
 import subprocess
 import threading
 import time
@@ -19,10 +20,13 @@ class Measured:
     returncode: int
     stdout: str
     stderr: str
+    cpu_seconds: float = 0.0  # user + system CPU of the process and its waited-for descendants
 
 
 def run_measured(cmd: list[str], *, env: dict | None = None, interval: float = 0.02) -> Measured:
-    """Run ``cmd`` to completion, sampling the summed RSS of its process tree every ``interval`` s."""
+    """Run ``cmd`` to completion, sampling the summed RSS of its process tree every ``interval`` s;
+    also the CPU seconds it used (less sensitive than wall time to other load on a shared machine)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     peak = 0
@@ -50,7 +54,10 @@ def run_measured(cmd: list[str], *, env: dict | None = None, interval: float = 0
     out, err = proc.communicate()
     done.set()
     thread.join()
-    return Measured(time.perf_counter() - t0, peak, proc.returncode, out, err)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return Measured(wall, peak, proc.returncode, out, err, cpu)
 
 
 def fraction_close(a, b, *, rtol: float, atol=None, mask=None) -> float:

@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", default="{}", help="JSON: extra per-step parameters")
     parser.add_argument("--workers", type=int)
     parser.add_argument("--threads-per-worker", type=int)
+    parser.add_argument("--chunks", help="pixel chunks of the input, 'Y,X' (default: the ramp chunk policy)")
     parser.add_argument("--report", help="write a Dask performance report (HTML) here")
     args = parser.parse_args(argv)
 
@@ -75,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     items = []
     for path in args.files:
         pipe = Detector1Pipeline(steps=steps, save_calibrated_ramp=args.save_calibrated_ramp)
+        if args.chunks:
+            ty, tx = (int(v) for v in args.chunks.split(","))
+            pipe.input_chunks = {"y": ty, "x": tx}
         products = pipe.run_all(path)
         root = Path(path).name.removesuffix(".fits").removesuffix("_uncal")
         for suffix in ("ramp", "rate", "rateints"):

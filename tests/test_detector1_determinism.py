@@ -9,10 +9,13 @@ and _ramp must be equal bit for bit (NaN where NaN).
 
 from __future__ import annotations
 
+import _sim
 import dask
 import numpy as np
 import pytest
-from _sim import image_arrays, run_stage1, sims  # noqa: F401
+from _sim import image_arrays, run_stage1
+
+sims = _sim.sims  # the session fixture
 
 PRODUCTS = ("rate", "rateints", "ramp")
 

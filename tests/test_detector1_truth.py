@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 
+import _sim
 import numpy as np
 import pytest
-from _sim import image_arrays, ols_rounding_bound, sims, stage1, truth_image, truth_path  # noqa: F401
+from _sim import image_arrays, ols_rounding_bound, truth_image, truth_path
 from astropy.io import fits
 from astropy.table import Table
 
 from jwst_dask.dq import FLAGS
+
+sims, stage1 = _sim.sims, _sim.stage1  # the session fixtures
 
 UNUSABLE = FLAGS["DO_NOT_USE"] | FLAGS["SATURATED"] | FLAGS["REFERENCE_PIXEL"]
 NOISY = {"size": 128, "ngroups": 10, "nints": 8}  # 8 independent integrations of 128 x 128 pixels
@@ -117,7 +120,7 @@ def test_injected_jumps_are_flagged(noisy_mosaic):
     uncal, out = noisy_mosaic
     ramp = image_arrays(out["ramp"])
     gdq, pdq = ramp["GROUPDQ"], ramp["PIXELDQ"]
-    nints, ngroups, ny, nx = gdq.shape
+    ny, nx = gdq.shape[2:]
     hits = Table.read(truth_path(uncal, "cosmic_rays.ecsv"))
     jump = np.zeros(gdq.shape)
     np.add.at(jump, (hits["integration"], hits["group"], hits["y"], hits["x"]), hits["dn"])
@@ -158,7 +161,7 @@ def test_tso_rateints_follow_true_light_curve(transit):
         rate, scene, var = (hdul[e].data.astype(np.float64) for e in ("RATE", "SCENE", "VARIABLE"))
         lc = np.asarray(hdul["LIGHTCURVE"].data["relative_flux"], dtype=np.float64)
         row_drift = hdul["ROW_DRIFT"].data.astype(np.float64)  # (nints, ngroups, ny)
-    nints, ny, nx = sci.shape
+    nints, ny = sci.shape[:2]
     assert nints == 16 and lc.min() == pytest.approx(0.99)
     # detector rate of integration i: constant sky + the variable target (flat-fielded VARIABLE x the
     # pixel response RATE / SCENE) scaled by the light curve

@@ -21,7 +21,7 @@ from astropy.table import Table
 
 from jwst_dask._paths import data_dir
 from jwst_dask.simulate import simulate
-from jwst_dask.simulate.references import build_reference
+from jwst_dask.simulate.references import build_reference, cut_reference
 
 OFFICIAL = os.environ.get("JWST_OFFICIAL_PYTHON", "")
 
@@ -81,6 +81,10 @@ m = datamodels.open(rate.replace("_rate.fits", "_cal.fits"))
 src = Table.read(sources)
 ra, dec = m.meta.wcs(np.asarray(src["x"]), np.asarray(src["y"]))
 json.dump({"ra": [float(v) for v in ra], "dec": [float(v) for v in dec]}, open(out, "w"))
+from jwst.source_catalog import SourceCatalogStep
+SourceCatalogStep.call(rate.replace("_rate.fits", "_cal.fits"), save_results=True, output_dir=d,
+                       override_apcorr=d + "/jwst_nircam_apcorr_0001.fits",
+                       override_abvegaoffset=d + "/jwst_nircam_abvegaoffset_0001.asdf")
 """
 
 
@@ -96,12 +100,8 @@ def test_official_detector1_recovers_the_true_rate(tmp_path):
     for rt in REFTYPES:
         build_reference(rt, sel, tmp_path / f"jwst_nircam_{rt}_0001.fits", useafter="2016-01-01 00:00:00")
     # the official dark step needs a dark of the science subarray's size (no cut-out)
-    with fits.open(tmp_path / "jwst_nircam_dark_0001.fits") as hdul:
-        for ext in ("SCI", "ERR", "DQ", "AVDRKCUR"):
-            hdul[ext].data = hdul[ext].data[..., :n, :n].copy()
-        hdul[0].header["SUBSIZE1"] = hdul[0].header["SUBSIZE2"] = n
-        hdul.writeto(tmp_path / "dark_cut.fits")
-    (tmp_path / "dark_cut.fits").replace(tmp_path / "jwst_nircam_dark_0001.fits")
+    dark = tmp_path / "jwst_nircam_dark_0001.fits"
+    cut_reference(dark, dark, xstart=1, ystart=1, xsize=n, ysize=n)
     # an offline CRDS configuration (every reference is overridden)
     crds = tmp_path / "crds"
     (crds / "config" / "jwst").mkdir(parents=True)
@@ -132,7 +132,7 @@ def test_official_detector1_recovers_the_true_rate(tmp_path):
     # stage 2: the WCS from the DISTORTION file and the (commanded) pointing, flat field and photom
     sel2 = dict(sel, **{"META.INSTRUMENT.PUPIL": "CLEAR", "META.EXPOSURE.TYPE": "NRC_IMAGE"})
     for rt, ext in (("distortion", "asdf"), ("filteroffset", "asdf"), ("flat", "fits"), ("photom", "fits"),
-                    ("area", "fits")):  # fmt: skip
+                    ("area", "fits"), ("apcorr", "fits"), ("abvegaoffset", "asdf")):  # fmt: skip
         build_reference(rt, sel2, tmp_path / f"jwst_nircam_{rt}_0001.{ext}", useafter="2024-06-01 00:00:00")
     script2 = tmp_path / "run_official2.py"
     script2.write_text(SCRIPT2)
@@ -158,6 +158,22 @@ def test_official_detector1_recovers_the_true_rate(tmp_path):
     assert np.median(d_dec[inside]) == pytest.approx(-err["dec"], abs=0.005)
     assert np.median(d_ra[inside]) == pytest.approx(-err["ra"], abs=0.005)
     assert np.std(d_ra[inside]) < 0.002 and np.std(d_dec[inside]) < 0.002
+
+    # stage 3 references: aperture-corrected fluxes of isolated, unsaturated stars are their true fluxes
+    cat = Table.read(tmp_path / uncal.name.replace("_uncal.fits", "_cat.ecsv"))
+    xs, ys = np.asarray(src["x"]), np.asarray(src["y"])
+    checked = 0
+    for row in cat:
+        d = np.hypot(xs - row["xcentroid"], ys - row["ycentroid"])
+        k = int(np.argmin(d))
+        others = np.sort(d)[1]
+        if src["kind"][k] != "star" or d[k] > 0.3 or others < 12 or not np.isfinite(row["aper_total_flux"]):
+            continue
+        if min(xs[k], ys[k]) < 12 or max(xs[k], ys[k]) > n - 12:
+            continue
+        assert row["aper_total_flux"] == pytest.approx(src["flux_jy"][k], rel=0.05)
+        checked += 1
+    assert checked >= 1
 
 
 MIRI_SCRIPT = r"""

@@ -217,3 +217,19 @@ def test_bad_selection_errors(tmp_path):
                         useafter="2016-01-01")  # fmt: skip
     with pytest.raises(ParameterError, match="bogus"):
         build_reference("bogus", NRC_SUB, tmp_path / "x.fits", useafter="2016-01-01")
+
+
+def test_cut_reference(tmp_path):
+    from jwst_dask.simulate.references import cut_reference
+
+    full = _build(tmp_path, "dark", NRC_SUB, "nircam")
+    out = tmp_path / "cut.fits"
+    cut_reference(full, out, xstart=11, ystart=5, xsize=20, ysize=30)
+    np.testing.assert_array_equal(fits.getdata(out, "SCI"), fits.getdata(full, "SCI")[:, 4:34, 10:30])
+    np.testing.assert_array_equal(fits.getdata(out, "DQ"), fits.getdata(full, "DQ")[4:34, 10:30])
+    h = fits.getheader(out)
+    assert (h["SUBSTRT1"], h["SUBSTRT2"], h["SUBSIZE1"], h["SUBSIZE2"]) == (11, 5, 20, 30)
+    _validates(out, "DarkModel")
+    cut_reference(out, out, xstart=11, ystart=5, xsize=20, ysize=30)  # in place
+    with pytest.raises(ParameterError, match="not inside"):
+        cut_reference(full, out, xstart=60, ystart=1, xsize=20, ysize=20)

@@ -168,3 +168,24 @@ def test_miri_reset_anomaly_matches_reset_reference(tmp_path):
         np.testing.assert_allclose(raw[0, g] - raw[1, g], expected, atol=1.01)
     # the reset anomaly is really there: the first groups differ by tens of DN
     assert np.median(np.abs(reset[0, 0] - reset[1, 0])) > 10
+
+
+def test_flat_of_the_observation_epoch(tmp_path):
+    """An observation before the flat's USEAFTER change sees the older flat: truth RATE / SCENE is the
+    2016 flat reference, not the 2024 one."""
+    uncal = simulate("nircam-mosaic", tmp_path, seed=1, nexp=1, size=32, ngroups=2,
+                     date="2023-01-05T10:00:00", write_asn=False)[0]  # fmt: skip
+    sel = {
+        "META.INSTRUMENT.DETECTOR": "NRCA1",
+        "META.INSTRUMENT.FILTER": "F200W",
+        "META.INSTRUMENT.PUPIL": "CLEAR",
+    }
+    build_reference("flat", sel, tmp_path / "old.fits", useafter="2016-01-01 00:00:00")
+    build_reference("flat", sel, tmp_path / "new.fits", useafter="2024-06-01 00:00:00")
+    rate, scene = _truth(uncal, "RATE"), _truth(uncal, "SCENE")
+    live = (scene > 0) & (rate > 0)
+    ratio = rate[live] / scene[live]
+    old = fits.getdata(tmp_path / "old.fits", "SCI")[:32, :32][live]
+    new = fits.getdata(tmp_path / "new.fits", "SCI")[:32, :32][live]
+    np.testing.assert_allclose(ratio, old, rtol=1e-5)
+    assert np.max(np.abs(ratio - new) / new) > 1e-3

@@ -29,6 +29,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--nexp", type=int, help="number of (dithered) exposures")
     p.add_argument("--readpatt", help="readout pattern (e.g. RAPID, BRIGHT2, DEEP8; FAST for MIRI)")
     p.add_argument("--filter", help="filter (one the preset supports)")
+    p.add_argument("--date", help="observation start, ISO UTC (e.g. 2024-03-01T00:00:00)")
     p.add_argument("--noiseless", action="store_true", help="no read or Poisson noise")
     p.add_argument("--no-cosmic-rays", action="store_true", help="no cosmic rays")
     p.add_argument("--zeroframe", action="store_true", help="write the ZEROFRAME extension")
@@ -50,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
         "nexp": args.nexp,
         "readpatt": args.readpatt,
         "filter": args.filter,
+        "date": args.date,
         "noiseless": args.noiseless,
         "cosmic_rays": not args.no_cosmic_rays,
         "zeroframe": args.zeroframe or None,

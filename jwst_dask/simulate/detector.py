@@ -307,7 +307,7 @@ def _flat(name: str, filt: str, early: bool, ys: slice, xs: slice) -> np.ndarray
     v = (np.arange(ny)[ys] / ny - 0.5)[:, None]
     illum = 1.0 + a * u + b * v
     if early:
-        illum = illum * (1.0 + 0.01 * np.cos(np.pi * u))
+        illum = illum * (1.0 + 0.008 * (1.5 - v))  # 0.8 % (top) to 1.6 % (bottom) different
     flat = qe * illum
     flat[field(name, "dead", ys, xs) | reference_pixel_mask(det)[ys, xs]] = 1.0
     return flat.astype(np.float32)

@@ -3,6 +3,11 @@
 A preset fixes the instrument configuration agreed with the reference-file rules; options change
 the size of the run (exposures, groups, integrations, a smaller square cut-out of the readout for
 tests), the readout pattern and the physics switches (noiseless, cosmic rays, ZEROFRAME).
+
+The ``size`` cut-out is the lower-left corner of the preset's readout: it keeps the SUBARRAY name,
+NOUTPUTS and frame time (so CRDS selects the preset's references, which are cut to SUBSTRT/SUBSIZE
+like any subarray), holds reference pixels on its bottom and left edges, and its pixels are the
+same detector pixels (bias, gain, flat, ...) as in the full readout.
 """
 
 from __future__ import annotations
@@ -86,7 +91,11 @@ OPTIONS = {
     "ngroups": (int, "groups per integration"),
     "nints": (int, "integrations per exposure"),
     "readpatt": (str, "readout pattern"),
-    "size": (int, "simulate only a size x size corner cut-out of the readout (tests)"),
+    "size": (
+        int,
+        "only a size x size corner (SUBSTRT1=SUBSTRT2=1) of the readout, for tests; it keeps "
+        "the preset's SUBARRAY name, NOUTPUTS and frame time (a cut-out of that readout)",
+    ),
     "noiseless": (bool, "no read or Poisson noise"),
     "cosmic_rays": (bool, "inject cosmic rays (default True)"),
     "zeroframe": (bool, "write the ZEROFRAME extension"),
@@ -130,7 +139,14 @@ def configure(preset: Preset, options: dict) -> tuple[Preset, dict]:
             )
         changes["filter"] = f
     if options.get("date"):
-        changes["date"] = str(options["date"])
+        from astropy.time import Time
+
+        try:
+            changes["date"] = Time(str(options["date"]), format="isot", scale="utc").isot
+        except ValueError:
+            raise ParameterError(
+                f"simulate option date={options['date']!r} is not an ISO date (YYYY-MM-DD[Thh:mm:ss])"
+            ) from None
     if options.get("zeroframe") is not None:
         changes["zeroframe"] = bool(options["zeroframe"])
     size = options.get("size")

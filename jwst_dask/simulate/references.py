@@ -22,7 +22,7 @@ from astropy.io import fits
 from jwst_dask.errors import ParameterError
 from jwst_dask.simulate.readout import frame_time
 
-__all__ = ["build_reference", "REFTYPES", "Selection", "SUBARRAYS"]
+__all__ = ["build_reference", "cut_reference", "REFTYPES", "Selection", "SUBARRAYS"]
 
 #: subarray name -> (xstart, ystart, xsize, ysize, noutputs) per detector (1-based starts)
 SUBARRAYS: dict[str, dict[str, tuple[int, int, int, int, int]]] = {
@@ -278,6 +278,40 @@ def build_reference(reftype: str, selection: dict[str, str], path, *, useafter: 
         _write_fits(path, header, hdus)
     else:
         _write_asdf(path, payload)
+
+
+def cut_reference(path, out, *, xstart: int, ystart: int, xsize: int, ysize: int) -> None:
+    """Write a copy of a FITS reference file cut to a subarray (1-based ``xstart``/``ystart``).
+
+    Every image extension whose last two axes span the file's own SUBSIZE1/SUBSIZE2 is cut, and the
+    SUBSTRT/SUBSIZE keywords are updated. For pipelines that need references of the science size,
+    such as the official dark step, when the science data are a ``size`` cut-out of a readout.
+    """
+    path, out = Path(path), Path(out)
+    with fits.open(path) as hdul:
+        h0 = hdul[0].header
+        x0, y0 = int(h0.get("SUBSTRT1", 1)), int(h0.get("SUBSTRT2", 1))
+        nx, ny = int(h0.get("SUBSIZE1", 0)), int(h0.get("SUBSIZE2", 0))
+        if not (x0 <= xstart and y0 <= ystart and xstart + xsize <= x0 + nx and ystart + ysize <= y0 + ny):
+            raise ParameterError(
+                f"{path.name}: subarray x {xstart}+{xsize}, y {ystart}+{ysize} is not inside the file's "
+                f"x {x0}+{nx}, y {y0}+{ny}"
+            )
+        ys = slice(ystart - y0, ystart - y0 + ysize)
+        xs = slice(xstart - x0, xstart - x0 + xsize)
+        hdus = [fits.PrimaryHDU(header=h0.copy())]
+        for hdu in hdul[1:]:
+            if isinstance(hdu, fits.ImageHDU) and hdu.data is not None and hdu.data.shape[-2:] == (ny, nx):
+                hdus.append(fits.ImageHDU(np.ascontiguousarray(hdu.data[..., ys, xs]), header=hdu.header))
+            else:
+                hdus.append(hdu.copy())
+        hdus[0].header.update(SUBSTRT1=xstart, SUBSTRT2=ystart, SUBSIZE1=xsize, SUBSIZE2=ysize,
+                              FILENAME=out.name)  # fmt: skip
+        if xsize != nx or ysize != ny:
+            hdus[0].header["SUBARRAY"] = "GENERIC"
+        tmp = out.with_name(out.name + ".tmp")
+        fits.HDUList(hdus).writeto(tmp, overwrite=True)
+    tmp.replace(out)
 
 
 def dark_frames(sel: Selection) -> int:
