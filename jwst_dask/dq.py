@@ -98,7 +98,9 @@ DESCRIPTIONS: dict[str, str] = {
 #: The flags that GROUPDQ (uint8) can carry.
 GROUP_FLAGS: dict[str, int] = {k: v for k, v in FLAGS.items() if v < 256}
 
-_ALIASES = {"DROP_OUT": "DROPOUT"}
+# Other names of a flag: the documentation example's spelling, and the later data models' name
+# for bit 8 (jwst 1.13 documents it as UNRELIABLE_ERROR).
+_ALIASES = {"DROP_OUT": "DROPOUT", "RESERVED": "UNRELIABLE_ERROR"}
 
 
 def _lookup(name: str) -> int:
@@ -167,9 +169,14 @@ def parse_bit_spec(spec: str | int | None) -> int | None:
 
 
 def dq_def_table() -> np.ndarray:
-    """The DQ_DEF table that JWST reference files carry (BIT, VALUE, NAME, DESCRIPTION)."""
+    """The DQ_DEF table that JWST reference files carry (BIT, VALUE, NAME, DESCRIPTION).
+
+    Bit 8 is left out: the jwst 1.13 documentation names it UNRELIABLE_ERROR, later data models
+    RESERVED, and no reference file sets it; leaving it out keeps both readers from warning.
+    """
     rows = [
-        (i, bit, name, DESCRIPTIONS[name])
-        for i, (name, bit) in enumerate((n, b) for n, b in FLAGS.items() if b)
+        (bit.bit_length() - 1, bit, name, DESCRIPTIONS[name])
+        for name, bit in FLAGS.items()
+        if bit and name != "UNRELIABLE_ERROR"
     ]
     return np.array(rows, dtype=[("BIT", "<i4"), ("VALUE", "<u4"), ("NAME", "S40"), ("DESCRIPTION", "S80")])

@@ -106,7 +106,17 @@ def test_parse_bit_spec(spec, good):
     assert dq.parse_bit_spec(spec) == good
 
 
-def test_dq_def_table_lists_every_flag():
+def test_dq_def_table_lists_every_flag_but_bit_8():
     table = dq.dq_def_table()
-    assert len(table) == 32
+    assert len(table) == 31
     assert table["VALUE"][2] == 4 and table["NAME"][2] == b"JUMP_DET"
+    assert all(int(v) == 1 << int(b) for b, v in zip(table["BIT"], table["VALUE"]))
+    assert 8 not in table["BIT"] and 31 in table["BIT"]
+    assert dq.bitmask("RESERVED") == dq.FLAGS["UNRELIABLE_ERROR"]
+
+
+def test_dq_def_names_are_known_to_the_data_models():
+    dqflags = pytest.importorskip("stdatamodels.jwst.datamodels.dqflags")
+    for row in dq.dq_def_table():
+        name = row["NAME"].decode()
+        assert dqflags.pixel[name] == int(row["VALUE"])
