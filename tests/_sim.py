@@ -8,7 +8,7 @@ each made once per test session and reused.
   run once with the real CRDS-selected references of the session's project cache.
 - Plain helpers to read products and truth files.
 
-Import the fixtures into a test module with ``from _sim import sims, stage1  # noqa: F401``.
+Use the fixtures in a test module with ``import _sim`` and ``sims, stage1 = _sim.sims, _sim.stage1``.
 """
 
 from __future__ import annotations

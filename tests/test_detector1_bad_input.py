@@ -10,7 +10,6 @@ come from the ASDF extension, so a keyword is only missing when neither carries 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -88,10 +87,8 @@ def test_good_exposure_runs(good, tmp_path, capsys):
     """The baseline the bad inputs break: the same command on the good file succeeds."""
     status, lines, files = _run(capsys, tmp_path, good)
     assert status == 0 and lines == []
-    assert {
-        "jw01234001001_01101_00001_nrca1_rate.fits",
-        "jw01234001001_01101_00001_nrca1_rateints.fits",
-    } <= set(files)
+    root = Path(good).name.removesuffix("_uncal.fits")
+    assert {f"{root}_rate.fits", f"{root}_rateints.fits"} <= set(files)
 
 
 def test_group_table_is_not_needed(good, tmp_path, capsys, stage1):
@@ -209,6 +206,20 @@ def test_reference_shape_does_not_cover_the_subarray(good, tmp_path, capsys):
     _assert_one_clear_error(result, "small_superbias.fits")
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="open_reference does not check the file size: a truncated reference is read until a block "
+    "falls past its end (then 'ValueError: mmap length is greater than file size', naming no file)",
+)
+@pytest.mark.parametrize("keep", [0.5, 0.01])
+def test_truncated_reference_file(good, tmp_path, capsys, keep):
+    data = _crds_reference(good, "superbias").read_bytes()
+    bad = tmp_path / "truncated_superbias.fits"
+    bad.write_bytes(data[: int(len(data) * keep) // 2880 * 2880])
+    result = _run(capsys, tmp_path, good, f"--steps.superbias.override_superbias={bad}")
+    _assert_one_clear_error(result, "truncated_superbias.fits")
+
+
 def test_reference_file_missing(good, tmp_path, capsys):
     result = _run(capsys, tmp_path, good, f"--steps.dark_current.override_dark={tmp_path / 'nodark.fits'}")
     _assert_one_clear_error(result, "nodark.fits")
@@ -216,7 +227,7 @@ def test_reference_file_missing(good, tmp_path, capsys):
 
 def test_ipc_reference_with_nan(good, tmp_path, capsys):
     """IPC is the reference type whose NaN is rejected (a NaN kernel would spread NaN to every pixel);
-    the others (gain, readnoise, superbias, linearity, dark, saturation, flat) flag such pixels."""
+    in the others a NaN pixel is flagged or taken as 0, as the official steps do (tests below)."""
     from jwst_dask.simulate.references import build_reference
 
     good_ipc, bad = tmp_path / "good_ipc.fits", tmp_path / "nan_ipc.fits"
@@ -236,7 +247,7 @@ def test_ipc_reference_with_nan(good, tmp_path, capsys):
 # NaN in reference types whose format allows it: the official pipeline's rule for each, on one pixel
 PIX = (20, 20)
 NAN_RULES = {
-    # reftype: (step, extension, pixel flags expected, rate: "nan" | "same" | "biased" | "dark")
+    # reftype: (step, extension, pixel flags expected, rate: "nan" | "same" | "linear" | "biased" | "dark")
     "gain": ("ramp_fit", "SCI", ("DO_NOT_USE", "NO_GAIN_VALUE"), "nan"),
     "saturation": ("saturation", "SCI", ("NO_SAT_CHECK",), "same"),
     "linearity": ("linearity", "COEFFS", ("NO_LIN_CORR",), "linear"),
@@ -278,7 +289,7 @@ def test_nan_in_reference_follows_the_official_rule(good, tmp_path, capsys, stag
         assert np.isnan(rate)
     elif expect == "same":
         assert rate == rate0
-    elif expect == "linear":  # uncorrected: a few 1e-4 low at this signal level, no more
+    elif expect == "linear":  # left uncorrected: off by the small non-linearity at this signal level
         assert rate == pytest.approx(rate0, rel=2e-3) and rate != rate0
     elif expect == "biased":  # the linearity correction then acts on bias + signal: a few % high
         assert 1.01 < rate / rate0 < 1.10
@@ -293,7 +304,7 @@ def test_nan_readnoise_is_not_silent(good, tmp_path, capsys):
     status, _, _ = _run(capsys, tmp_path, good, f"--steps.ramp_fit.override_readnoise={bad}")
     assert status == 0
     got = image_arrays(tmp_path / "out" / Path(good).name.replace("_uncal", "_rate"))
-    # either the rate is NaN (as NaN propagates in the official fit) or the pixel is flagged
+    # the pixel's read noise is unknown: its rate must be NaN or flagged, not a silent finite value
     assert np.isnan(got["SCI"][PIX]) or got["DQ"][PIX] != 0, (got["SCI"][PIX], got["DQ"][PIX])
 
 
@@ -316,4 +327,3 @@ def test_command_exit_status(good, tmp_path):
     assert len(errors) == 1 and "NGROUPS" in errors[0], proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
     assert list(out.iterdir()) == []
-    shutil.rmtree(tmp_path / "in")

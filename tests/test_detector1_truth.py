@@ -21,7 +21,7 @@ from jwst_dask.dq import FLAGS
 sims, stage1 = _sim.sims, _sim.stage1  # the session fixtures
 
 UNUSABLE = FLAGS["DO_NOT_USE"] | FLAGS["SATURATED"] | FLAGS["REFERENCE_PIXEL"]
-NOISY = {"size": 128, "ngroups": 10, "nints": 8}  # 8 independent integrations of 128 x 128 pixels
+NOISY = {"size": 128, "ngroups": 10, "nints": 24}  # 24 independent integrations of 128 x 128 pixels
 
 
 def _readout(uncal) -> dict:
@@ -29,11 +29,13 @@ def _readout(uncal) -> dict:
 
 
 def _reference(ramp_path, reftype: str, shape: tuple[int, int]) -> np.ndarray:
-    """The CRDS reference named in the product's metadata, cut to the exposure's pixels."""
+    """The CRDS reference the product records having used, cut to the exposure's pixels (the
+    simulated cut-outs start at the detector's first pixel)."""
     from jwst_dask.refs import best_references
 
     meta = _meta(ramp_path)
     path = best_references(meta, [reftype])[reftype]
+    assert meta["ref_file"][reftype]["name"] == f"crds://{path.rsplit('/', 1)[-1]}"
     return fits.getdata(path, "SCI")[: shape[0], : shape[1]].astype(np.float64)
 
 
@@ -94,7 +96,7 @@ def _robust(z: np.ndarray) -> tuple[float, float]:
 
 
 def test_noisy_residuals_follow_err(noisy_mosaic):
-    """(rate - true) / ERR over ~120 000 pixel-integrations: centred on 0, unit robust spread.
+    """(rate - true) / ERR over ~360 000 pixel-integrations: centred on 0, unit robust spread.
 
     The integrations are pooled: the reference-pixel correction of one integration leaves an error
     common to all its pixels (a few % of ERR on a 128-pixel cut-out), which only averages out over
@@ -104,12 +106,12 @@ def test_noisy_residuals_follow_err(noisy_mosaic):
     true = truth_image(uncal, "RATE")
     usable = (ints["DQ"] & UNUSABLE) == 0
     z = ((ints["SCI"] - true[None]) / ints["ERR"])[usable]
-    assert z.size > 100_000
+    assert z.size > 300_000
     assert np.isfinite(z).all()
     med, spread = _robust(z)
     assert abs(med) < 0.02, med
     assert abs(spread - 1.0) < 0.05, spread
-    # the combined rate: same unit spread (its median carries the common-mode refpix error)
+    # the combined rate: the same unit spread (its median, near +0.04 here, is not held to 0.02)
     rate = image_arrays(out["rate"])
     ok = (rate["DQ"] & UNUSABLE) == 0
     _, spread_rate = _robust(((rate["SCI"] - true) / rate["ERR"])[ok])

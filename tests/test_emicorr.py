@@ -200,7 +200,7 @@ def test_on_the_fly_waves_saved_as_a_reference(tmp_path, monkeypatch):
     ds = make_dataset(dirty, xstart=779)
     ds.attrs["filename"] = "jw01_mirimage_uncal.fits"
     run(ds, onthefly_corr_freq=[390.625], save_intermediate_results=True)
-    (path,) = tmp_path.glob("*emi_ref_waves.asdf")
+    path = tmp_path / "jw01_mirimage_emi_ref_waves.asdf"
     with asdf.open(path) as af:
         (name,) = af["frequencies"]
         wave = np.asarray(af["frequencies"][name]["phase_amplitudes"])

@@ -29,7 +29,9 @@ Per frequency (the sequential algorithm):
 
 The joint algorithm (jwst 3.x, :func:`joint_sums`, :func:`joint_fit`, :func:`subtract_joint`) fits
 the reference wave's phase and amplitude together with straight ramps on pixels of modest scatter;
-the fit needs only per-phase sums of their reads.
+the fit needs only per-phase sums of their reads. Its phases use the same clocks, counted from
+the first read of each group (``row * rowclocks + q * nsamples``, no reference-pixel delay) plus
+a per-group step of one frame time and the fitted offset per integration.
 
 Pure numpy / numba / scipy on blocks: no dask, xarray, I/O or metadata.
 """

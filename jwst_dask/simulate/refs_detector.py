@@ -176,10 +176,23 @@ def _emicorr(sel, useafter):
         "Hz390": {"frequency": 390.625, "phase_amplitudes": (0.5 * np.sin(phase)).astype(np.float32)},
         "Hz218a": {"frequency": 218.52055, "phase_amplitudes": (0.2 * np.sin(phase)).astype(np.float32)},
     }
-    cases = {
-        "FULL": {"rowclocks": 271, "frameclocks": 277504,
-                 "freqs": {"FAST": ["Hz390", "Hz218a"], "SLOW": {"MIRIMAGE": ["Hz390"]}}},
+    # The MIRI readout clocks per subarray case (full frame split by readout speed), as in the
+    # flight EMICORR references; each case lists the frequencies to correct.
+    clocks = {
+        "FULL_FAST": (271, 277504), "FULL_SLOW": (2333, 2388992), "BRIGHTSKY": (162, 86528),
+        "SUB256": (96, 29952), "SUB128": (44, 11904), "SUB64": (28, 8512),
+        "SLITLESSPRISM": (28, 15904), "MASK1065": (82, 23968), "MASK1140": (82, 23968),
+        "MASK1550": (82, 23968), "MASKLYOT": (90, 32400),
     }  # fmt: skip
+    detectors = ("MIRIMAGE", "MIRIFULONG", "MIRIFUSHORT")
+    cases = {
+        name: {
+            "rowclocks": row,
+            "frameclocks": frame,
+            "freqs": {"FAST": ["Hz390", "Hz218a"], "SLOW": {d: ["Hz390"] for d in detectors}},
+        }
+        for name, (row, frame) in clocks.items()
+    }
     return "asdf", {"meta": meta, "frequencies": freqs, "subarray_cases": cases}
 
 

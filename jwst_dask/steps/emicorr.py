@@ -30,7 +30,7 @@ import xarray as xr
 
 from jwst_dask.errors import ParameterError, ReferenceFileError, ShapeMismatchError
 from jwst_dask.kernels import emicorr as kern
-from jwst_dask.steps.base import Step
+from jwst_dask.steps.base import Step, output_root
 
 __all__ = ["EmiCorrStep", "read_emicorr_reference", "select_frequencies"]
 
@@ -205,30 +205,8 @@ class EmiCorrStep(Step):
             for name, freq, wave in freqs:
                 self.log.info("Correcting for frequency: %s Hz (%s), joint fit", freq, name)
                 sci = self._joint(sci, pdq, timing, rowclocks, frameclocks, readpatt, freq, wave)
-            out = ds.copy()
-            out["SCI"] = ds["SCI"].copy(data=sci)
-            return out.jwst.set_cal_step("emicorr")
-        if ngroups < 10:
-            self.log.warning("ngroups=%d: the sequential EMI fit works best with 10 or more groups", ngroups)
-        nphase = None
-        waves = {}
-        for name, freq, wave in freqs:
-            period = kern.period_in_pixels(freq)
-            if nphase is None:  # the first frequency's count serves them all (as the official code)
-                nphase = kern.phasing_integrations(
-                    nints, ngroups, period, frameclocks, self.nints_to_phase, self.use_n_cycles
-                )
-            nbins = kern.default_nbins(period, self.nbins)
-            self.log.info(
-                "Correcting for frequency: %s Hz (%s): %d bins, %d phasing integration(s)",
-                freq,
-                name,
-                nbins,
-                nphase,
-            )
-            sci, waves[name] = self._correct(sci, nphase, timing, period, nbins, wave)
-        if self.save_intermediate_results and self.onthefly_corr_freq is not None:
-            self._save_waves(ds, waves, freqs, rowclocks, frameclocks, readpatt)
+        else:
+            sci = self._sequential(ds, sci, timing, rowclocks, frameclocks, readpatt, freqs)
         out = ds.copy()
         out["SCI"] = ds["SCI"].copy(data=sci)
         return out.jwst.set_cal_step("emicorr")
@@ -271,6 +249,32 @@ class EmiCorrStep(Step):
             )
             return None
         return selected
+
+    def _sequential(self, ds, sci, timing, rowclocks, frameclocks, readpatt, freqs):
+        """The sequential algorithm, one frequency after the other (each on the corrected data)."""
+        nints, ngroups = sci.shape[:2]
+        if ngroups < 10:
+            self.log.warning("ngroups=%d: the sequential EMI fit works best with 10 or more groups", ngroups)
+        nphase = None
+        waves = {}
+        for name, freq, wave in freqs:
+            period = kern.period_in_pixels(freq)
+            if nphase is None:  # the first frequency's count serves them all (as the official code)
+                nphase = kern.phasing_integrations(
+                    nints, ngroups, period, frameclocks, self.nints_to_phase, self.use_n_cycles
+                )
+            nbins = kern.default_nbins(period, self.nbins)
+            self.log.info(
+                "Correcting for frequency: %s Hz (%s): %d bins, %d phasing integration(s)",
+                freq,
+                name,
+                nbins,
+                nphase,
+            )
+            sci, waves[name] = self._correct(sci, nphase, timing, period, nbins, wave)
+        if self.save_intermediate_results and self.onthefly_corr_freq is not None:
+            self._save_waves(ds, waves, freqs, rowclocks, frameclocks, readpatt)
+        return sci
 
     def _correct(self, sci, nphase, timing, period, nbins, wave):
         """The graph of one frequency: reduction over the phasing integrations, then subtraction."""
@@ -377,6 +381,7 @@ class EmiCorrStep(Step):
                 }
             },
         }
-        path = self.output_path("emi_ref_waves", default_dir=self.output_dir).with_suffix(".asdf")
+        root = self._root or (output_root(ds.attrs["filename"]) if ds.attrs.get("filename") else None)
+        path = self.output_path("emi_ref_waves", root=root).with_suffix(".asdf")
         asdf.AsdfFile(tree).write_to(path)
         self.log.info("Wrote the on-the-fly EMI reference waves to %s", path)
