@@ -68,3 +68,25 @@ def test_distributed_cluster_equals_threads(exposure, threaded_64, tmp_path, clu
     workers = {task["worker"] for task in stream.data}
     assert len(workers) == 2, workers
     _assert_identical(threaded_64, other)
+
+
+@pytest.mark.parametrize(
+    ("preset", "options", "pipeline", "tiles"),
+    [
+        ("nircam-tso", {"nints": 24}, "calwebb_tso1", (16, 64)),
+        ("miri-image", {"size": 64, "ngroups": 8, "nints": 2}, "calwebb_detector1", (24, 64)),
+    ],
+)
+def test_tile_size_other_presets(sims, tmp_path, preset, options, pipeline, tiles):
+    """The time-series configuration and MIRI's steps are tile-independent too (uneven 24-pixel tiles
+    included)."""
+    uncal = sims.get(preset, seed=5, **options)
+    runs = []
+    with dask.config.set(scheduler="threads"):
+        for tile in tiles:
+            runs.append(run_stage1(uncal, tmp_path / f"t{tile}", pipeline=pipeline, chunks=tile))
+    for suffix in ("rate", "rateints"):
+        a, b = image_arrays(runs[0][suffix]), image_arrays(runs[1][suffix])
+        assert sorted(a) == sorted(b)
+        for name in a:
+            assert np.array_equal(a[name], b[name], equal_nan=a[name].dtype.kind == "f"), (suffix, name)

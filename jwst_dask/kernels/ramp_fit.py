@@ -284,6 +284,8 @@ def _fit_block(
             g = np.float64(gain2d[y, x])
             if g <= 0.0 or math.isnan(g):
                 pdq |= _DNU | _NO_GAIN
+            if math.isnan(rn2d[y, x]):  # unknown read noise: no variance, no weights, no slope
+                pdq |= _DNU
             rn = np.float64(np.float32(np.float64(rn2d[y, x]) * (g / sqrt2nf)))
             dc = np.float64(dark2d[y, x])
             rdq = pdq

@@ -32,6 +32,7 @@ MASK whose DQ is not an integer array is rejected.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -279,7 +280,11 @@ def open_reference(
 
 
 def _open_fits(path: Path, like: xr.Dataset | None, translate_dq: bool) -> xr.Dataset:
-    with fits.open(path, memmap=False) as hdul:
+    with warnings.catch_warnings():
+        # a truncated file gets our own one-line error below, not astropy's warning
+        warnings.filterwarnings("ignore", message="File may have been truncated")
+        hdul = fits.open(path, memmap=False, lazy_load_hdus=False)
+    with hdul:
         primary = hdul[0].header
         reftype = _reftype(primary)
         meta = _header_meta(primary)
@@ -308,6 +313,14 @@ def _open_fits(path: Path, like: xr.Dataset | None, translate_dq: bool) -> xr.Da
                 scaling = (float(hdu.header.get("BSCALE", 1)), float(hdu.header.get("BZERO", 0)))
                 layout = (hdu.fileinfo()["datLoc"], hdu.header["BITPIX"], scaling)
                 images.append((index, name, shape, _image_dtype(hdu.header), layout))
+    file_size = path.stat().st_size
+    for _index, name, shape, _dtype, (data_offset, bitpix, _scaling) in images:
+        end = data_offset + int(np.prod(shape)) * abs(int(bitpix)) // 8
+        if end > file_size:
+            raise ReferenceFileError(
+                f"reference file {path}: truncated: extension {name} needs {end} bytes, "
+                f"the file has {file_size}"
+            )
     if like is not None:
         like_chunks = _like_chunks(like)
     mtime = path.stat().st_mtime_ns
