@@ -55,6 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--refs", help="JSON file: reference type -> path (overrides)")
     parser.add_argument("--save-calibrated-ramp", action="store_true")
     parser.add_argument("--steps", default="{}", help="JSON: extra per-step parameters")
+    parser.add_argument(
+        "--scheduler",
+        choices=("cluster", "threads"),
+        default="cluster",
+        help="the embedded local Dask cluster (default, as `jwst-dask run`) or Dask's threaded scheduler",
+    )
     parser.add_argument("--workers", type=int)
     parser.add_argument("--threads-per-worker", type=int)
     parser.add_argument("--chunks", help="pixel chunks of the input, 'Y,X' (default: the ramp chunk policy)")
@@ -71,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
 
     t0 = time.perf_counter()
-    client = cluster.get_client(workers=args.workers, threads_per_worker=args.threads_per_worker)
+    client = None
+    if args.scheduler == "cluster":
+        client = cluster.get_client(workers=args.workers, threads_per_worker=args.threads_per_worker)
     t_cluster = time.perf_counter() - t0
     items = []
     for path in args.files:
@@ -87,7 +95,11 @@ def main(argv: list[str] | None = None) -> int:
     t_build = time.perf_counter() - t0 - t_cluster
     pending = write_products(items, compute=False)
     t1 = time.perf_counter()
-    if args.report:
+    if client is None:
+        import dask
+
+        dask.compute(pending.delayed, scheduler="threads")
+    elif args.report:
         from distributed import performance_report
 
         with performance_report(filename=args.report):
@@ -102,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         "compute_seconds": round(t_compute, 3),
         "products": [p for _, p in items],
     }
-    if args.report:
+    if args.report and client is not None:
         result["task_seconds"] = _task_seconds(client)
     print(json.dumps(result))
     cluster.close_local_cluster()
@@ -117,7 +129,7 @@ def _task_seconds(client) -> dict[str, float]:
                 name: float(sum(p.all_durations.values())) for name, p in dask_scheduler.task_prefixes.items()
             }
         )
-    except Exception:  # noqa: BLE001 - diagnostics only
+    except Exception:  # diagnostics only
         return {}
     return {k: round(v, 2) for k, v in sorted(prefixes.items(), key=lambda kv: -kv[1]) if v > 0.05}
 

@@ -45,7 +45,14 @@ OFFICIAL_REFTYPES = (
     "ipc", "refpix", "sirskernel", "rscd", "reset",
 )  # fmt: skip
 
-TARGETS = {"SCI": 0.999, "ERR": 0.999, "VAR_POISSON": 0.999, "VAR_RNOISE": 0.999, "DQ": 0.999, "JUMP_DET": 0.995}
+TARGETS = {
+    "SCI": 0.999,
+    "ERR": 0.999,
+    "VAR_POISSON": 0.999,
+    "VAR_RNOISE": 0.999,
+    "DQ": 0.999,
+    "JUMP_DET": 0.995,
+}
 
 
 def simulate_once(preset: str, outdir: Path, options: dict) -> list[Path]:
@@ -117,10 +124,17 @@ def run_official(python: str, files: list[Path], refs: Path, outdir: Path, ramp:
 
 
 def run_ours(
-    files: list[Path], refs: Path, outdir: Path, ramp: bool, report: Path | None = None, chunks: str = ""
+    files: list[Path],
+    refs: Path,
+    outdir: Path,
+    ramp: bool,
+    report: Path | None = None,
+    chunks: str = "",
+    scheduler: str = "cluster",
 ) -> Measured:
     """Ours on all ``files`` in one graph."""
     cmd = [sys.executable, str(HERE / "_ours_detector1.py"), "--refs", str(refs), "--output-dir", str(outdir)]
+    cmd += ["--scheduler", scheduler]
     if chunks:
         cmd += ["--chunks", chunks]
     if ramp:
@@ -207,7 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-tso", action="store_true", help="skip the nircam-tso parity")
     ap.add_argument("--tso-nints", type=int, default=100)
     ap.add_argument("--no-plain", action="store_true", help="skip the runs without the saved ramp")
-    ap.add_argument("--chunks", default="128,2048", help="our input pixel chunks 'Y,X' ('' for the default policy)")
+    ap.add_argument(
+        "--chunks", default="128,2048", help="our input pixel chunks 'Y,X' ('' for the default policy)"
+    )
     ap.add_argument("--report", action="store_true", help="write a Dask performance report of our run")
     args = ap.parse_args(argv)
     if not args.official_python:
@@ -238,6 +254,11 @@ def main(argv: list[str] | None = None) -> int:
             ours_p = run_ours(files, refs, work / f"ours_{tag}", ramp=False, chunks=chunks)
             print(_line("rate only", ours_p, off_p), flush=True)
             summary["rate_only"] = _summary(ours_p, off_p)
+            ours_t = run_ours(
+                files, refs, work / f"ours_{tag}_threads", ramp=False, chunks=chunks, scheduler="threads"
+            )
+            print(_line("rate only, ours on the threaded scheduler", ours_t, off_p), flush=True)
+            summary["rate_only_threads"] = _summary(ours_t, off_p)
         print("parity (targets: SCI, ERR, VAR_*, DQ >= 99.9%; JUMP_DET >= 99.5%):")
         summary["parity"] = {}
         for f in files:

@@ -128,6 +128,9 @@ def get_client(
             dashboard_address=f"127.0.0.1:{_free_port(8787)}",
             **where,
         )
+        if not procs:  # the dashboard is bound to 127.0.0.1: say so in the link (in-process
+            # schedulers otherwise name the machine's external address)
+            dask.config.set({"distributed.dashboard.link": "http://127.0.0.1:{port}/status"})
         client = Client(cluster, set_as_default=True)
         _LOCAL[key] = (cluster, client)
         log.info(
