@@ -71,15 +71,18 @@ class FitsBlockTarget:
 
     Picklable and tiny (a path, an offset, a shape and the on-disk dtype): ``da.store`` ships it to
     the workers, each of which memory-maps only the section it writes. Unsigned integers are stored
-    FITS-style (sign bit flipped, signed big-endian).
+    FITS-style (sign bit flipped, signed big-endian). With ``fresh=True`` (the section is a hole
+    of a newly sized file, so it already reads as zero bytes) blocks whose bytes are all zero are
+    not written: a ramp's lazy-zero ERR costs no I/O.
     """
 
-    def __init__(self, path: str, offset: int, shape: tuple[int, ...], dtype: str):
+    def __init__(self, path: str, offset: int, shape: tuple[int, ...], dtype: str, fresh: bool = False):
         self.path = str(path)
         self.offset = int(offset)
         self.shape = tuple(int(n) for n in shape)
         self.dtype = np.dtype(dtype)  # the logical dtype (uint16, float32, ...)
         self.disk_dtype = _disk_dtype(self.dtype)
+        self.fresh = bool(fresh)
 
     def __repr__(self) -> str:
         return f"FitsBlockTarget({Path(self.path).name!r}, offset={self.offset}, shape={self.shape})"
@@ -91,6 +94,8 @@ class FitsBlockTarget:
             value = (value ^ flip).view(f"i{value.dtype.itemsize}")
         elif value.dtype.kind == "b":
             value = value.view("u1")
+        if self.fresh and value.flags.c_contiguous and not value.view(np.uint8).any():
+            return  # all zero bytes (in any byte order): the hole already reads so
         mm = np.memmap(self.path, dtype=self.disk_dtype, mode="r+", offset=self.offset, shape=self.shape)
         try:
             mm[key] = value  # numpy swaps to big-endian
@@ -382,7 +387,7 @@ def _presize(ds: xr.Dataset, tmp: Path, final_name: str) -> tuple[list[da.Array]
                 if src.dtype != dtype:
                     src = src.astype(dtype)
                 sources.append(src)
-                targets.append(FitsBlockTarget(str(tmp), offset, shape, dtype.str))
+                targets.append(FitsBlockTarget(str(tmp), offset, shape, dtype.str, fresh=True))
             for ext, cols in tables.items():
                 f.write(_hdu_bytes(_table_hdu(ds, ext, cols, layout, headers[ext])))
             payload = np.frombuffer(

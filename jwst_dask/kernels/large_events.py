@@ -28,9 +28,6 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from astropy.convolution import Ring2DKernel
-from scipy import signal
-from skimage import draw, measure
 
 from jwst_dask.dq import FLAGS
 
@@ -101,6 +98,8 @@ def find_ellipses(mask: np.ndarray, min_area: float) -> list[Ellipse]:
     Each is ``((x_centre, y_centre), (minor_width, major_width), angle_deg)`` from the region's
     second moments (widths are the moment axis lengths minus one pixel).
     """
+    from skimage import measure  # imported here: large events are off by default, and it is slow to import
+
     labels = measure.label(np.asarray(mask) != 0)
     out = []
     for region in measure.regionprops(labels):
@@ -126,6 +125,8 @@ def _ellipse_patch(ex: float, ey: float, width1: float, width2: float, angle: fl
     mask = np.zeros((max(y1 - y0, 0), max(x1 - x0, 0)), dtype=bool)
     r1, r2 = round(width1 / 2), round(width2 / 2)
     if r1 and r2 and mask.size:
+        from skimage import draw
+
         rr, cc = draw.ellipse(yc - y0, xc - x0, r2, r1, mask.shape, math.radians(angle))
         mask[rr, cc] = True
     return (y0, y1, x0, x1), mask
@@ -221,6 +222,8 @@ def _convolve_nan(arr: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     """Convolution ignoring NaNs (normalised by the kernel weight of valid pixels); NaN stays NaN."""
     good = np.isfinite(arr)
     a = np.where(good, arr, 0.0)
+    from scipy import signal
+
     conv = signal.oaconvolve(a, kernel, mode="same")
     n = kernel.shape[0] // 2
     pad = np.ones((good.shape[0] + 2 * n, good.shape[1] + 2 * n))
@@ -254,6 +257,8 @@ def flag_showers(
     work[:, :, refy, refx] = _DNU
     fd = np.diff(data, axis=1)
     del data
+    from astropy.convolution import Ring2DKernel
+
     kernel = Ring2DKernel(params.extend_inner_radius, params.extend_outer_radius).array
     found = []
     with warnings.catch_warnings():
