@@ -1,11 +1,13 @@
 """Run jwst-dask's Detector1Pipeline on several raw exposures in ONE graph, for parity and timing.
 
     python _ours_detector1.py --output-dir OUT [--refs refs.json] [--save-calibrated-ramp] \
-        [--steps JSON] [--workers N --threads-per-worker T] [--report perf.html] FILE_uncal.fits [...]
+        [--steps JSON] [--chunks Y,X] [--scheduler cluster|threads] [--workers N --threads-per-worker T] \
+        [--report perf.html] FILE_uncal.fits [...]
 
 Every exposure's products (``rate``, ``rateints`` and, with ``--save-calibrated-ramp``, ``ramp``)
 are built lazily with :meth:`Pipeline.run_all`, then written together with one
-:func:`jwst_dask.cluster.compute` on the embedded local cluster. The steps are configured as jwst
+:func:`jwst_dask.cluster.compute` on the embedded local cluster (``--scheduler threads``: Dask's
+threaded scheduler instead, for comparison). The steps are configured as jwst
 3.0 runs them (see :data:`JWST3_STEPS`); ``--refs`` overrides every reference type it names, as the
 official benchmark does. Prints one JSON line: graph-build and compute seconds, and per-step
 task times when ``--report`` is given.

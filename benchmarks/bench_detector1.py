@@ -236,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         options = {"nexp": 2, "size": 256} if args.quick else {"nexp": 4}
         options.update(write_asn=False)
         files = simulate_once("nircam-mosaic", work / ("mosaic_quick" if args.quick else "mosaic"), options)
-        refs = work / "refs_mosaic.json"
+        refs = work / ("refs_mosaic_quick.json" if args.quick else "refs_mosaic.json")
         select_references(files[0], refs)
         if args.quick:
             _cut_dark(refs, options["size"])
@@ -247,7 +247,9 @@ def main(argv: list[str] | None = None) -> int:
         report = work / f"ours_{tag}_report.html" if args.report else None
         ours_r = run_ours(files, refs, work / f"ours_{tag}_ramp", ramp=True, report=report, chunks=chunks)
         print(_line("with the ramp saved", ours_r, off_r), flush=True)
-        print("  ours:", json.dumps(_ours_json(ours_r).get("task_seconds", {}))[:600], flush=True)
+        tasks = _ours_json(ours_r).get("task_seconds")
+        if tasks:
+            print("  ours, task seconds by kind:", json.dumps(tasks)[:600], flush=True)
         summary["with_ramp"] = _summary(ours_r, off_r)
         if not args.no_plain:
             off_p = run_official(args.official_python, files, refs, work / f"official_{tag}", ramp=False)
