@@ -115,16 +115,20 @@ def test_default_and_explicit_chunks(tmp_path):
 
 
 def test_ramp_chunks_policy():
-    assert ramp_chunks((2, 10, 2048, 2048), 2) == (2, 10, 512, 512)
-    # 1000 integrations: tiles shrink so one chunk stays under the budget
+    # full-width stripes with the pixel count of a 512 x 512 tile: contiguous runs in the file
+    assert ramp_chunks((2, 10, 2048, 2048), 2) == (2, 10, 128, 2048)
+    assert ramp_chunks((1, 10, 1024, 1032), 4) == (1, 10, 254, 1032)
+    # 1000 integrations: stripes lose rows so one chunk stays under the budget
     big = ramp_chunks((1000, 10, 2048, 2048), 4, budget_bytes=64 * 2**20)
     assert big[:2] == (1000, 10)
     assert 1000 * 10 * big[2] * big[3] * 4 <= 64 * 2**20
     assert big[2] * big[3] * 2 > 64 * 2**20 / (1000 * 10 * 4)  # not needlessly small
-    # a thin TSO subarray is tiled along x only
+    # a thin TSO subarray: rows first, then columns once a stripe is a single row
     thin = ramp_chunks((500, 8, 64, 2048), 4)
-    assert thin[2] == 64 and thin[3] < 2048
-    assert 500 * 8 * 64 * thin[3] * 4 <= 64 * 2**20
+    assert thin[3] == 2048 and thin[2] < 64
+    assert 500 * 8 * thin[2] * thin[3] * 4 <= 64 * 2**20 < 500 * 8 * (2 * thin[2]) * thin[3] * 4
+    tiny_budget = ramp_chunks((500, 8, 64, 2048), 4, budget_bytes=2**20)
+    assert tiny_budget[2] == 1 and 500 * 8 * tiny_budget[3] * 4 <= 2**20 < 500 * 8 * tiny_budget[3] * 8
     assert ramp_chunks((2, 3, 40, 48), np.dtype("u2")) == (2, 3, 40, 48)
 
 
