@@ -5,12 +5,14 @@ integrations and groups of the tile), then the neighbour and after-jump flagging
 result with a one-pixel halo (``dask.array.overlap`` depth 1 in y and x, zeros beyond the
 detector), which reproduces the whole-frame result exactly for any tiling.
 
-Frame-wide inputs are small lazy reductions fed to the tile tasks: the groups that are
-DO_NOT_USE in every pixel (which decide whether and how the exposure is processed; only built
-when they can change the result, i.e. for several integrations, after-jump flagging or the
-single-pass mode), the median gain (after-jump thresholds), and in sigma-clip mode the groups
-that end up JUMP_DET or DO_NOT_USE everywhere. Snowballs and showers (off by default) run as one
-whole-exposure task after the tiles (:mod:`jwst_dask.kernels.large_events`).
+Frame-wide inputs are small lazy reductions fed to the tile tasks, each computed in a pass of
+its own before the tiles stream (:mod:`jwst_dask.steps._two_pass`, so that no tile is held
+waiting for them): the groups that are DO_NOT_USE in every pixel (which decide whether and how
+the exposure is processed; only built when they can change the result, i.e. for several
+integrations, after-jump flagging or the single-pass mode), the median gain (after-jump
+thresholds), and in sigma-clip mode the groups that end up JUMP_DET or DO_NOT_USE everywhere.
+Snowballs and showers (off by default) run as one whole-exposure task after the tiles
+(:mod:`jwst_dask.kernels.large_events`).
 
 ``maximum_cores`` is accepted for parameter-file compatibility; parallelism comes from Dask.
 """
@@ -28,6 +30,7 @@ from jwst_dask.dq import FLAGS
 from jwst_dask.errors import ParameterError
 from jwst_dask.kernels import jump as kern
 from jwst_dask.kernels import large_events as big
+from jwst_dask.steps._two_pass import frame_statistic
 from jwst_dask.steps.base import Step
 from jwst_dask.steps.ramp_model import ref_array
 
@@ -160,19 +163,13 @@ class JumpStep(Step):
         params = jump_params(self, meta, ngroups)
         gain = ref_array(gref, "SCI", ds, "gain", np.float32)
         rn = ref_array(rref, "SCI", ds, "readnoise", np.float32)
-        sci = ds["SCI"].data
-        gdq = ds["GROUPDQ"].data
-        if not isinstance(sci, da.Array):
-            sci = _as_dask(sci, gain)
-            gdq = _as_dask(gdq, gain)
-        # every integration and group of a pixel in one block (ramp chunks already are)
-        sci = sci.rechunk({0: -1, 1: -1, 2: gain.chunks[0], 3: gain.chunks[1]})
-        gdq = gdq.rechunk(sci.chunks)
-
+        sci, gdq = _ramp_arrays(ds, gain)
         table = None
         static_mode = kern.frame_mode(np.zeros((nints, ngroups), bool), params)
         if _table_needed(nints, ngroups, params, self.after_jump_flag_dn1, self.after_jump_flag_dn2):
-            table = _whole(da.all((gdq & np.uint8(_DNU)) != 0, axis=(2, 3)))
+            # a pass of its own, then the tiles stream (see steps._two_pass)
+            table, ds = frame_statistic([gdq], _dnu_table, ds)
+            sci, gdq = _ramp_arrays(ds, gain)
         e1 = e2 = None
         if params.after_jump_flag_n1 > 0 or params.after_jump_flag_n2 > 0:
             g_whole = _whole(gain)
@@ -200,10 +197,17 @@ class JumpStep(Step):
             and not params.only_use_ints
             and nints * ngroups >= params.minimum_sigclip_groups
         ):
-            full = _whole(da.all((packed & np.uint16(FLAGS["JUMP_DET"] | _DNU)) != 0, axis=(2, 3)))
-            if static_mode != kern.MODE_SIGMA_CLIP:
-                # only a sigma-clip run un-flags lone jumps in fully flagged groups
-                full = da.map_blocks(_only_if_sigclip, full, table, params=params, dtype=bool)
+
+            def fully_flagged(packed_copy):
+                f = _whole(da.all((packed_copy & np.uint16(FLAGS["JUMP_DET"] | _DNU)) != 0, axis=(2, 3)))
+                if static_mode != kern.MODE_SIGMA_CLIP:
+                    # only a sigma-clip run un-flags lone jumps in fully flagged groups
+                    f = da.map_blocks(_only_if_sigclip, f, table, params=params, dtype=bool)
+                return f
+
+            # a pass of its own (recomputing the per-pixel pass), then the tiles stream
+            full, (ds, packed) = frame_statistic([packed], fully_flagged, (ds, packed))
+            sci, _ = _ramp_arrays(ds, gain)
         halo = da.overlap.overlap(packed, depth={0: 0, 1: 0, 2: 1, 3: 1}, boundary={2: 0, 3: 0})
         new_gdq = da.blockwise(
             _stage_b,
@@ -253,6 +257,23 @@ class JumpStep(Step):
                 dtype=np.uint8,
             )
         return whole.rechunk(chunks)
+
+
+def _ramp_arrays(ds: xr.Dataset, gain: da.Array) -> tuple[da.Array, da.Array]:
+    """SCI and GROUPDQ as dask arrays with every integration and group of a tile in a block."""
+    sci = ds["SCI"].data
+    gdq = ds["GROUPDQ"].data
+    if not isinstance(sci, da.Array):
+        sci = _as_dask(sci, gain)
+        gdq = _as_dask(gdq, gain)
+    # every integration and group of a pixel in one block (ramp chunks already are)
+    sci = sci.rechunk({0: -1, 1: -1, 2: gain.chunks[0], 3: gain.chunks[1]})
+    return sci, gdq.rechunk(sci.chunks)
+
+
+def _dnu_table(gdq: da.Array) -> da.Array:
+    """The (nints, ngroups) table of groups that are DO_NOT_USE in every pixel."""
+    return _whole(da.all((gdq & np.uint8(_DNU)) != 0, axis=(2, 3)))
 
 
 def _only_if_sigclip(full, table, *, params):

@@ -8,12 +8,15 @@ tile's global row and column offsets to know its amplifier and column/row parity
 
 from __future__ import annotations
 
+import itertools
+
 import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
 
 from jwst_dask.kernels import refpix as kern
+from jwst_dask.steps._two_pass import frame_statistic
 from jwst_dask.steps.base import Step
 from jwst_dask.steps.ramp_model import subarray_origin
 
@@ -27,6 +30,72 @@ def _rows(lo: int, hi: int, start: int, size: int) -> slice | None:
     """Local slice of global rows [lo, hi) within [start, start+size), or None."""
     a, b = max(lo, start), min(hi, start + size)
     return slice(a - start, b - start) if b > a else None
+
+
+def _as_slice(pos: np.ndarray) -> slice | np.ndarray:
+    """A run of consecutive indices (either direction) as a slice, anything else as is."""
+    if pos.size and np.all(np.diff(pos) == (step := 1 if pos.size < 2 or pos[1] > pos[0] else -1)):
+        stop = int(pos[-1]) + step
+        return slice(int(pos[0]), stop if stop >= 0 else None, step)
+    return pos
+
+
+def _take_block(block: np.ndarray, *, axis: int, per_block: list, block_info=None) -> np.ndarray:
+    return np.take(block, per_block[block_info[0]["chunk-location"][axis]], axis=axis)
+
+
+def _take(arr: da.Array, axis: int, idx: np.ndarray) -> da.Array:
+    """``arr`` at the sorted indices ``idx`` along ``axis``: one task per block, reading only that
+    block (fancy indexing would gather through a task that waits for every block)."""
+    bounds = np.cumsum((0, *arr.chunks[axis]))
+    per_block = [idx[(idx >= lo) & (idx < hi)] - lo for lo, hi in itertools.pairwise(bounds)]
+    chunks = list(arr.chunks)
+    chunks[axis] = tuple(len(p) for p in per_block)
+    return da.map_blocks(
+        _take_block, arr, axis=axis, per_block=per_block, chunks=tuple(chunks), dtype=arr.dtype
+    )
+
+
+class _RefView:
+    """The reference rows and columns of a (..., ny, nx) dask array, indexable like the array.
+
+    The frame-wide statistics read only a few rows and columns of the frame. Gathering them with
+    one row take and one column take means that each upstream block has one consumer in the
+    statistics pass (two where the reference rows and columns cross), so Dask frees every block
+    as soon as its reference pixels are copied out; slicing each strip from the full array gave
+    every block several consumers and kept blocks waiting for the others. Indexing a view with
+    rows that are all reference rows (or columns that are all reference columns) gives the same
+    values as indexing the array.
+    """
+
+    def __init__(self, arr: da.Array, rows, cols):
+        self.shape = arr.shape
+        self.ndim = arr.ndim
+        ny, nx = arr.shape[-2:]
+        self._rows = np.unique(np.asarray(rows, dtype=np.int64).clip(0, ny - 1))
+        self._cols = np.unique(np.asarray(cols, dtype=np.int64).clip(0, nx - 1))
+        self._by_row = _take(arr, arr.ndim - 2, self._rows) if self._rows.size else None
+        self._by_col = _take(arr, arr.ndim - 1, self._cols) if self._cols.size else None
+
+    def __getitem__(self, key: tuple) -> da.Array:
+        key = key if isinstance(key, tuple) else (key,)
+        key = key + (slice(None),) * (self.ndim - len(key))
+        *lead, rk, ck = key
+        ny, nx = self.shape[-2:]
+        rows, cols = np.arange(ny)[rk], np.arange(nx)[ck]
+        if self._by_row is not None and np.isin(rows, self._rows).all():
+            return self._by_row[(*lead, _as_slice(np.searchsorted(self._rows, rows)), ck)]
+        if self._by_col is not None and np.isin(cols, self._cols).all():
+            return self._by_col[(*lead, rk, _as_slice(np.searchsorted(self._cols, cols)))]
+        raise IndexError("refpix: a statistic read pixels outside the reference rows and columns")
+
+
+def _edges(n: int, origin: int) -> np.ndarray:
+    """Local indices of the 4-pixel borders of the data and of the detector's reference pixels."""
+    local = np.r_[0:_NREF, n - _NREF : n]
+    detector = np.r_[0:_NREF, kern.NIR_SIZE - _NREF : kern.NIR_SIZE] - origin
+    both = np.concatenate([local, detector])
+    return both[(both >= 0) & (both < n)]
 
 
 def _nir_strips_tb(sci, pdq, y0, x0, ny, nx, flip_y=False, flip_x=False):
@@ -143,17 +212,32 @@ class RefPixStep(Step):
         if self.refpix_algorithm == "sirs":
             self.log.warning("SIRS side-pixel algorithm not implemented; using the running median")
         transpose = abs(int(meta.get_path("subarray.fastaxis") or 1)) == 2
+        upstream = [ds["SCI"].data, ds["PIXELDQ"].data]
+        if "ZEROFRAME" in ds:
+            upstream.append(ds["ZEROFRAME"].data)
+
+        def statistics(sci, pdq, *zeroframe):
+            stats = [self._nir_stats(sci, pdq, ds, transpose)]
+            if zeroframe:
+                stats.append(self._nir_stats(zeroframe[0][:, None], pdq, ds, transpose, zeroframe=True))
+            return tuple(stats)
+
+        # the statistics in a pass of their own, then the tiles stream (see steps._two_pass)
+        stats, ds = frame_statistic(upstream, statistics, ds)
         out = ds.copy()
-        out["SCI"] = ds["SCI"].copy(data=self._nir(ds["SCI"].data, ds, transpose))
+        out["SCI"] = ds["SCI"].copy(data=self._nir_apply(ds["SCI"].data, stats[0], transpose))
         if "ZEROFRAME" in ds:
             z = ds["ZEROFRAME"].data
-            corr = self._nir(z[:, None], ds, transpose, zeroframe=True)[:, 0]
+            corr = self._nir_apply(z[:, None], stats[1], transpose)[:, 0]
             out["ZEROFRAME"] = ds["ZEROFRAME"].copy(data=da.where(z == 0, np.float32(0), corr))
         return out.jwst.set_cal_step("refpix")
 
     # ------------------------------------------------------------------------------ NIR
-    def _nir(self, sci: da.Array, ds: xr.Dataset, transpose: bool, zeroframe: bool = False) -> da.Array:
-        pdq = ds["PIXELDQ"].data
+    def _nir_stats(
+        self, sci: da.Array, pdq: da.Array, ds: xr.Dataset, transpose: bool, zeroframe: bool = False
+    ) -> tuple:
+        """The reference signals of ``sci`` as small lazy arrays: (amplifier means, side signal,
+        whether the side signal is used, the kernel's float64 switch, first row, first column)."""
         y0, x0 = subarray_origin(ds)
         meta = ds.jwst.meta
         fast = int(meta.get_path("subarray.fastaxis") or 1)
@@ -162,6 +246,8 @@ class RefPixStep(Step):
         if transpose:
             sci, pdq, (y0, x0) = sci.transpose(0, 1, 3, 2), pdq.T, (x0, y0)
         nints, ngroups, ny, nx = sci.shape
+        rows, cols = _edges(ny, y0), _edges(nx, x0)
+        sci, pdq = _RefView(sci, rows, cols), _RefView(pdq, rows, cols)
         subarray = (ny, nx) != (kern.NIR_SIZE, kern.NIR_SIZE)
         noutputs = ds.jwst.meta.get_path("exposure.noutputs")
         one_output = subarray and noutputs is not None and int(noutputs) == 1
@@ -191,6 +277,14 @@ class RefPixStep(Step):
             side_arr = da.zeros((nints, ngroups, kern.NIR_SIZE), dtype=np.float64, chunks=-1)
         else:
             side_arr = da.zeros((0,), dtype=np.float64, chunks=1)
+        return tb_arr, side_arr, use_side, wide, y0, x0
+
+    def _nir_apply(self, sci: da.Array, stats: tuple, transpose: bool) -> da.Array:
+        """Subtract the signals ``stats`` (from :meth:`_nir_stats`) from every tile of ``sci``."""
+        tb_arr, side_arr, use_side, wide, y0, x0 = stats
+        if transpose:
+            sci = sci.transpose(0, 1, 3, 2)
+        ny, nx = sci.shape[2:]
         gy_arr = da.arange(y0, y0 + ny, chunks=(sci.chunks[2],))
         gx_arr = da.arange(x0, x0 + nx, chunks=(sci.chunks[3],))
         out = da.blockwise(
@@ -215,17 +309,24 @@ class RefPixStep(Step):
 
     # ----------------------------------------------------------------------------- MIRI
     def _miri(self, ds: xr.Dataset) -> xr.Dataset:
-        sci, pdq = ds["SCI"].data, ds["PIXELDQ"].data
-        nints, ngroups, ny, nx = sci.shape
-        sig = dask.delayed(_miri_signals)(
-            sci[:, :, :, 0:_NREF],
-            pdq[:, 0:_NREF],
-            sci[:, :, :, nx - _NREF : nx],
-            pdq[:, nx - _NREF : nx],
-            bool(self.odd_even_rows),
-            float(self.siglimit),
-        )
-        sig_arr = da.from_delayed(sig, (nints, ngroups, 4, 2), dtype=np.float32)
+        nints, ngroups, ny, nx = ds["SCI"].shape
+
+        def statistics(sci, pdq):
+            cols = np.r_[0:_NREF, nx - _NREF : nx]
+            sci, pdq = _RefView(sci, [], cols), _RefView(pdq, [], cols)
+            sig = dask.delayed(_miri_signals)(
+                sci[:, :, :, 0:_NREF],
+                pdq[:, 0:_NREF],
+                sci[:, :, :, nx - _NREF : nx],
+                pdq[:, nx - _NREF : nx],
+                bool(self.odd_even_rows),
+                float(self.siglimit),
+            )
+            return da.from_delayed(sig, (nints, ngroups, 4, 2), dtype=np.float32)
+
+        # the statistics in a pass of their own, then the tiles stream (see steps._two_pass)
+        sig_arr, ds = frame_statistic([ds["SCI"].data, ds["PIXELDQ"].data], statistics, ds)
+        sci = ds["SCI"].data
         gy_arr = da.arange(0, ny, chunks=(sci.chunks[2],))
         gx_arr = da.arange(0, nx, chunks=(sci.chunks[3],))
         new = da.blockwise(
