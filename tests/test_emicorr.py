@@ -8,10 +8,9 @@ points at a Python with jwst 3.0.
 
 from __future__ import annotations
 
-import os
 import subprocess
-from pathlib import Path
 
+import _official
 import asdf
 import dask
 import dask.array as da
@@ -25,7 +24,7 @@ from jwst_dask.kernels import emicorr as kern
 from jwst_dask.steps.emicorr import EmiCorrStep
 from jwst_dask.steps.ramp_model import to_ramp
 
-OFFICIAL = os.environ.get("JWST_OFFICIAL_PYTHON", "")
+OFFICIAL = _official.OFFICIAL
 CLOCKS = {"SUB64": (28, 8512), "FULL_FAST": (271, 277504), "MASK1550": (82, 23968)}
 
 
@@ -319,18 +318,10 @@ def test_crds_selected_reference_for_miri_full_frame(project_cache):
 
 
 # ------------------------------------------------------------------------- official parity
-SCRIPT = r"""
-import os, sys, tempfile
-from pathlib import Path
-root = Path(tempfile.mkdtemp(prefix="crds_"))
-cfg = root / "config" / "jwst"
-cfg.mkdir(parents=True)
-(cfg / "server_config").write_text(repr({
-    "observatory": "jwst", "latest_context": "jwst_0001.pmap", "operational_context": "jwst_0001.pmap",
-    "bad_files_list": [], "force_remote_mode": False, "last_synced": "2024-01-01 00:00:00"}))
-os.environ.update(CRDS_PATH=str(root), CRDS_MODE="local", CRDS_CONTEXT="jwst_0001.pmap",
-                  CRDS_SERVER_URL="https://jwst-serverless-mode.stsci.edu", CRDS_READONLY_CACHE="1",
-                  STPIPE_DISABLE_CRDS_STEPPARS="true")
+SCRIPT = (
+    _official.SCRIPT_PREAMBLE
+    + r"""
+import sys
 import numpy as np
 from stdatamodels.jwst import datamodels
 from jwst.emicorr import EmiCorrStep
@@ -359,10 +350,11 @@ res = EmiCorrStep.call(ramp, skip=False, override_emicorr=ref, algorithm=sys.arg
                        fit_ints_separately=sys.argv[7] == "1")
 np.save(out, res.data)
 """
+)
 
 
 @pytest.mark.official
-@pytest.mark.skipif(not (OFFICIAL and Path(OFFICIAL).exists()), reason="JWST_OFFICIAL_PYTHON not set")
+@_official.requires_official
 @pytest.mark.parametrize(
     ("shape", "subarray", "xstart", "algorithm", "separately"),
     [

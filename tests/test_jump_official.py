@@ -7,10 +7,9 @@ interpreter. The official step runs offline with overridden GAIN/READNOISE refer
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-from pathlib import Path
 
+import _official
 import numpy as np
 import pytest
 from test_jump_kernel import make_ramps
@@ -18,25 +17,17 @@ from test_jump_step import make_step, ramp_dataset, run
 
 from jwst_dask.dq import FLAGS
 
-OFFICIAL = os.environ.get("JWST_OFFICIAL_PYTHON", "")
+OFFICIAL = _official.OFFICIAL
 
 pytestmark = [
     pytest.mark.official,
-    pytest.mark.skipif(not OFFICIAL or not Path(OFFICIAL).exists(), reason="JWST_OFFICIAL_PYTHON not set"),
+    _official.requires_official,
 ]
 
-SCRIPT = r"""
-import json, os, sys, tempfile
-from pathlib import Path
-root = Path(tempfile.mkdtemp(prefix="crds_"))
-cfg = root / "config" / "jwst"
-cfg.mkdir(parents=True)
-(cfg / "server_config").write_text(repr({
-    "observatory": "jwst", "latest_context": "jwst_0001.pmap", "operational_context": "jwst_0001.pmap",
-    "bad_files_list": [], "force_remote_mode": False, "last_synced": "2024-01-01 00:00:00"}))
-os.environ.update(CRDS_PATH=str(root), CRDS_MODE="local", CRDS_CONTEXT="jwst_0001.pmap",
-                  CRDS_SERVER_URL="https://jwst-serverless-mode.stsci.edu", CRDS_READONLY_CACHE="1",
-                  STPIPE_DISABLE_CRDS_STEPPARS="true")
+SCRIPT = (
+    _official.SCRIPT_PREAMBLE
+    + r"""
+import json, sys
 import numpy as np
 from stdatamodels.jwst import datamodels
 from jwst.jump import JumpStep
@@ -58,11 +49,12 @@ e.type, e.readpatt = "NRC_IMAGE", "RAPID"
 refs = {"gain": datamodels.GainModel(data=d["gain"]), "rn": datamodels.ReadnoiseModel(data=d["rn"])}
 for name, model in refs.items():
     meta(model)
-    model.save(str(root / f"{name}.fits"))
-over = {"override_gain": str(root / "gain.fits"), "override_readnoise": str(root / "rn.fits")}
+    model.save(str(_crds / f"{name}.fits"))
+over = {"override_gain": str(_crds / "gain.fits"), "override_readnoise": str(_crds / "rn.fits")}
 res = JumpStep.call(ramp, **over, **params)
 np.savez(out, gdq=res.groupdq, pdq=res.pixeldq)
 """
+)
 
 
 def official_jump(tmp_path, data, gdq, pdq, gain, rn, group_time, params):

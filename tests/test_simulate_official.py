@@ -9,26 +9,24 @@ interpreter; skipped otherwise.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
+import _official
 import numpy as np
 import pytest
 from astropy.io import fits
 from astropy.table import Table
 
-from jwst_dask._paths import data_dir
 from jwst_dask.simulate import simulate
 from jwst_dask.simulate.references import build_reference, cut_reference
 
-OFFICIAL = os.environ.get("JWST_OFFICIAL_PYTHON", "")
+OFFICIAL = _official.OFFICIAL
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.official,
-    pytest.mark.skipif(not (OFFICIAL and Path(OFFICIAL).exists()), reason="JWST_OFFICIAL_PYTHON not set"),
+    _official.requires_official,
 ]
 
 REFTYPES = ("mask", "saturation", "superbias", "linearity", "dark", "gain", "readnoise")
@@ -103,18 +101,7 @@ def test_official_detector1_recovers_the_true_rate(tmp_path):
     dark = tmp_path / "jwst_nircam_dark_0001.fits"
     cut_reference(dark, dark, xstart=1, ystart=1, xsize=n, ysize=n)
     # an offline CRDS configuration (every reference is overridden)
-    crds = tmp_path / "crds"
-    (crds / "config" / "jwst").mkdir(parents=True)
-    (crds / "config" / "jwst" / "server_config").write_text(
-        "{'observatory': 'jwst', 'latest_context': 'jwst_0001.pmap', "
-        "'operational_context': 'jwst_0001.pmap', 'bad_files_list': [], 'force_remote_mode': False, "
-        "'last_synced': '2024-01-01 00:00:00'}\n"
-    )
-    (crds / "config" / "jwst" / "ref_cache_subdir_mode").write_text("instrument\n")
-    shutil.copytree(data_dir("stores") / "crds" / "mappings", crds / "mappings")
-    env = dict(os.environ, CRDS_PATH=str(crds), CRDS_MODE="local", CRDS_CONTEXT="jwst_0001.pmap",
-               CRDS_SERVER_URL="https://jwst-serverless-mode.stsci.edu",
-               STPIPE_DISABLE_CRDS_STEPPARS="true")  # fmt: skip
+    env = _official.offline_crds_env(tmp_path / "crds", with_mappings=True)
     script = tmp_path / "run_official.py"
     script.write_text(SCRIPT)
     proc = subprocess.run([OFFICIAL, str(script), str(uncal), str(tmp_path), ",".join(REFTYPES)],
@@ -215,18 +202,7 @@ def test_official_detector1_miri_reset_rscd_linearity(tmp_path):
     reftypes = ("mask", "saturation", "linearity", "dark", "gain", "readnoise", "reset", "rscd")
     for rt in reftypes:
         build_reference(rt, sel, tmp_path / f"jwst_miri_{rt}_0001.fits", useafter="2016-01-01 00:00:00")
-    crds = tmp_path / "crds"
-    (crds / "config" / "jwst").mkdir(parents=True)
-    (crds / "config" / "jwst" / "server_config").write_text(
-        "{'observatory': 'jwst', 'latest_context': 'jwst_0001.pmap', "
-        "'operational_context': 'jwst_0001.pmap', 'bad_files_list': [], 'force_remote_mode': False, "
-        "'last_synced': '2024-01-01 00:00:00'}\n"
-    )
-    (crds / "config" / "jwst" / "ref_cache_subdir_mode").write_text("instrument\n")
-    shutil.copytree(data_dir("stores") / "crds" / "mappings", crds / "mappings")
-    env = dict(os.environ, CRDS_PATH=str(crds), CRDS_MODE="local", CRDS_CONTEXT="jwst_0001.pmap",
-               CRDS_SERVER_URL="https://jwst-serverless-mode.stsci.edu",
-               STPIPE_DISABLE_CRDS_STEPPARS="true")  # fmt: skip
+    env = _official.offline_crds_env(tmp_path / "crds", with_mappings=True)
     script = tmp_path / "run_official_miri.py"
     script.write_text(MIRI_SCRIPT)
     proc = subprocess.run([OFFICIAL, str(script), str(uncal), str(tmp_path), ",".join(reftypes)],
