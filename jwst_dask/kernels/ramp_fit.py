@@ -190,6 +190,18 @@ def _segments(dq, ng, seg_start, seg_len):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def _single_group_time(group_time, one_group_time, frame_time, suppress1g, is_0th, is_zf):
+    """The time a one-group segment's slope divides by: the group time, or, unless one-group
+    slopes are suppressed, the first group's or the ZEROFRAME's own time."""
+    if not suppress1g:
+        if is_0th:
+            return one_group_time
+        if is_zf:
+            return frame_time
+    return group_time
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def _rnoise_var(rn, gain, timing, length):
     """Read-noise variance of a segment slope (rn in electrons, timing in s)."""
     r = rn / timing
@@ -434,12 +446,9 @@ def _fit_block(
                         yint = 0.0
                         sigyint = 0.0
                         if length == 1:
-                            timing = group_time
-                            if not suppress1g:
-                                if is_0th[i]:
-                                    timing = one_group_time
-                                elif is_zf[i]:
-                                    timing = frame_time
+                            timing = _single_group_time(
+                                group_time, one_group_time, frame_time, suppress1g, is_0th[i], is_zf[i]
+                            )
                             slope = ramp[i, st] / timing
                             pden = timing * g
                             var_r = _rnoise_var(rn, g, timing, 1)
@@ -611,12 +620,9 @@ def _fit_block(
                     for s in range(nseg):
                         length = seg_len[s]
                         if length == 1:
-                            timing = group_time
-                            if not suppress1g:
-                                if is_0th[i]:
-                                    timing = one_group_time
-                                elif is_zf[i]:
-                                    timing = frame_time
+                            timing = _single_group_time(
+                                group_time, one_group_time, frame_time, suppress1g, is_0th[i], is_zf[i]
+                            )
                             svar = _rnoise_var(rn, g, timing, 1)
                         else:
                             svar = _rnoise_var(rn, g, group_time, np.float64(length))
