@@ -98,9 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     pending = write_products(items, compute=False)
     t1 = time.perf_counter()
     if client is None:
-        import dask
-
-        dask.compute(pending.delayed, scheduler="threads")
+        cluster.compute(pending.delayed, progress=False, scheduler="threads")
     elif args.report:
         from distributed import performance_report
 

@@ -13,9 +13,10 @@ an already active client; or an embedded :class:`~distributed.LocalCluster` size
 (bound to 127.0.0.1; one in-process worker of several threads on a small machine, worker processes
 on a larger one), created once per process and reused. The dashboard address is logged.
 
-:func:`compute` is how products get computed: on the current client when there is one, else on
-Dask's default scheduler (``dask.config.set(scheduler="threads")`` forces a local one), with a
-progress bar when stderr is a terminal. ``jwst_dask.connect_timeout`` (Dask config, default 10 s)
+:func:`compute` is how products get computed: the graph is stripe-fused (:mod:`jwst_dask.fusion`),
+then run on the current client when there is one, else on Dask's local threaded scheduler
+(``dask.config.set(scheduler="threads")`` forces a local one), with a progress bar when stderr is
+a terminal. ``jwst_dask.connect_timeout`` (Dask config, default 10 s)
 bounds the wait for a scheduler given by address.
 """
 
@@ -195,26 +196,41 @@ def close_local_cluster() -> None:
     _LOCAL.clear()
 
 
-def compute(*collections: Any, progress: bool | None = None) -> tuple:
+def compute(*collections: Any, progress: bool | None = None, scheduler: str | None = None) -> tuple:
     """Compute Dask collections / delayed objects in ONE graph execution, with a progress bar when
-    ``progress`` (default: stderr is a terminal). Returns the results like :func:`dask.compute`."""
+    ``progress`` (default: stderr is a terminal). Returns the results like :func:`dask.compute`.
+
+    The graph is stripe-fused first (:mod:`jwst_dask.fusion`): each pixel stripe's chain of
+    steps runs as a few tasks. It runs on the current distributed client when there is one (and
+    ``scheduler`` or the Dask config do not name a local scheduler), else on Dask's local
+    scheduler (``scheduler``, else the configured one, else threads).
+    """
     import dask
+    import dask.threaded
+
+    from jwst_dask.fusion import fused_graph
 
     if progress is None:
         progress = sys.stderr.isatty()
-    client = None
-    if dask.config.get("scheduler", None) in (None, "dask.distributed", "distributed"):
-        client = _active_client()
+    dsk, keys, repack = fused_graph(*collections)
+    if not keys:
+        return tuple(collections)
+    chosen = scheduler or dask.config.get("scheduler", None)
+    client = _active_client() if chosen in (None, "dask.distributed", "distributed") else None
     if client is not None:
-        futures = client.compute(list(collections))
+        futures = client.get(dsk, keys, sync=False)
         if progress:
             from distributed import progress as dist_progress
 
             dist_progress(futures)
-        return tuple(client.gather(futures))
+        return repack(client.gather(futures))
+    if chosen in (None, "dask.distributed", "distributed"):
+        get = dask.threaded.get
+    else:
+        get = dask.base.get_scheduler(scheduler=chosen)
     if progress:
         from dask.diagnostics import ProgressBar
 
         with ProgressBar(out=sys.stderr):
-            return dask.compute(*collections)
-    return dask.compute(*collections)
+            return repack(get(dsk, keys))
+    return repack(get(dsk, keys))

@@ -9,9 +9,10 @@ holding the ASDF tree ``{"meta": ...}``.
 
 How: the headers, tables and ASDF extension are written first into a pre-sized file whose image
 data sections are left as holes; then ``da.store(..., lock=False)`` hands every block to a small
-picklable :class:`FitsBlockTarget` that memory-maps its own section on whichever worker computed
-the block and writes it in place. Nothing is gathered in the client, so this works on a distributed
-cluster (the output folder must be visible to the workers). The file is written under a temporary
+picklable :class:`FitsBlockTarget` that writes it in place on whichever worker computed the block
+(one ``pwrite`` for a block of whole rows, a memory map of its section otherwise). Nothing is
+gathered in the client, so this works on a distributed cluster (the output folder must be visible
+to the workers). The file is written under a temporary
 name in the output folder and renamed into place only when every block is written; on any error the
 temporary file is removed, so a failed write leaves nothing.
 
@@ -96,6 +97,15 @@ class FitsBlockTarget:
             value = value.view("u1")
         if self.fresh and value.flags.c_contiguous and not value.view(np.uint8).any():
             return  # all zero bytes (in any byte order): the hole already reads so
+        start = _contiguous_start(key, self.shape, np.shape(value))
+        if start is not None:  # whole rows of the last axes: one write, no page faults
+            data = np.ascontiguousarray(value, dtype=self.disk_dtype)
+            fd = os.open(self.path, os.O_WRONLY)
+            try:
+                os.pwrite(fd, memoryview(data).cast("B"), self.offset + start * self.disk_dtype.itemsize)
+            finally:
+                os.close(fd)
+            return
         mm = np.memmap(self.path, dtype=self.disk_dtype, mode="r+", offset=self.offset, shape=self.shape)
         try:
             mm[key] = value  # numpy swaps to big-endian
@@ -103,6 +113,34 @@ class FitsBlockTarget:
             # no msync: the pages are in the shared page cache, and the kernel writes them back;
             # closing the mapping is enough for the renamed file to be complete on a POSIX FS
             del mm
+
+
+def _contiguous_start(key: Any, shape: tuple[int, ...], value_shape: tuple[int, ...]) -> int | None:
+    """The element offset of region ``key`` of a C-ordered array of ``shape`` when the region is one
+    contiguous run (single indices, then a range of one axis, then all of every later axis), else
+    None."""
+    if not isinstance(key, tuple):
+        key = (key,)
+    if len(key) != len(shape) or len(value_shape) != len(shape) or not shape:
+        return None
+    starts = []
+    for k, n in zip(key, shape):
+        if not isinstance(k, slice):
+            return None
+        start, stop, step = k.indices(n)
+        if step != 1:
+            return None
+        starts.append((start, stop))
+    partial = [i for i, ((a, b), n) in enumerate(zip(starts, shape)) if (a, b) != (0, n)]
+    if not partial:
+        return 0
+    last = partial[-1]
+    if any(b - a != 1 for a, b in starts[:last]):
+        return None  # an axis before the last partial one spans more than one index
+    offset = 0
+    for i, n in enumerate(shape):
+        offset = offset * n + (starts[i][0] if i <= last else 0)
+    return offset
 
 
 def _disk_dtype(dtype: np.dtype) -> np.dtype:
@@ -128,10 +166,13 @@ class PendingWrite:
         """The final paths."""
         return [final for _, final in self.files]
 
-    def compute(self, **kwargs) -> list[Path]:
-        """Write every block (``dask.compute(..., **kwargs)``), then rename; clean up on error."""
+    def compute(self, scheduler: str | None = None) -> list[Path]:
+        """Write every block (:func:`jwst_dask.cluster.compute`: the current client, else Dask's
+        local ``scheduler``), then rename; clean up on error."""
+        from jwst_dask import cluster
+
         try:
-            dask.compute(self.delayed, **kwargs)
+            cluster.compute(self.delayed, progress=False, scheduler=scheduler)
         except BaseException:
             self.abort()
             raise

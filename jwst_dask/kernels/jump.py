@@ -136,7 +136,11 @@ def after_jump_threshold(dn: float, gain: np.ndarray) -> float:
 
 @njit(cache=True, nogil=True, inline="always")
 def _sort_inplace(buf, n):
-    """Insertion sort of buf[:n] (n is small: the differences of one pixel)."""
+    """Sort buf[:n]: insertion sort for the few differences of a full-frame pixel, numpy's sort
+    for the thousands of a time series (insertion sort is quadratic)."""
+    if n > 32:
+        buf[:n].sort()
+        return
     for i in range(1, n):
         v = buf[i]
         j = i - 1

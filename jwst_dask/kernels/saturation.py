@@ -40,9 +40,26 @@ def halo_depth(n_pix_grow_sat: int) -> int:
     return 2 * max(int(n_pix_grow_sat), 0)
 
 
-@njit(cache=True, nogil=True)
 def dilate(mask: np.ndarray, n: int) -> np.ndarray:
-    """Boolean dilation of a 2-D mask by a (2n+1)x(2n+1) box, truncated at the array edges."""
+    """Boolean dilation of each 2-D (y, x) plane of ``mask`` by a (2n+1)x(2n+1) box, truncated
+    at the plane's edges."""
+    mask = np.asarray(mask, dtype=np.bool_)
+    if mask.ndim == 2:
+        return _dilate_plane(mask, n)
+    planes = np.ascontiguousarray(mask).reshape((-1, *mask.shape[-2:]))
+    return _dilate_planes(planes, n).reshape(mask.shape)
+
+
+@njit(cache=True, nogil=True)
+def _dilate_planes(planes: np.ndarray, n: int) -> np.ndarray:
+    out = np.empty_like(planes)
+    for i in range(planes.shape[0]):
+        out[i] = _dilate_plane(planes[i], n)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _dilate_plane(mask: np.ndarray, n: int) -> np.ndarray:
     ny, nx = mask.shape
     tmp = np.zeros((ny, nx), dtype=np.bool_)
     for y in range(ny):
@@ -94,7 +111,7 @@ def flag_saturation(
     ``read_pattern``: the frame numbers in each group (None: no frame-averaging passes).
     Returns new ``(gdq, pdq, zframe)``; saturated or A/D-floor ZEROFRAME pixels become 0.
     """
-    nints, ngroups = data.shape[:2]
+    ngroups = data.shape[1]
     gdq = np.array(gdq, dtype=np.uint8, copy=True)
     thresh, ref_dq, nocheck = prepare_threshold(sat_thresh, sat_dq, atod_limit)
     n = int(n_pix_grow_sat)
@@ -102,47 +119,41 @@ def flag_saturation(
     dnu = np.uint8(_DNU)
     low = np.uint8(_ADF | _DNU)
     bias_arr = np.float32(0.0) if bias is None else np.asarray(bias, dtype=np.float32)
-    for i in range(nints):
-        seen = np.zeros(thresh.shape, dtype=bool)
-        for g in range(ngroups):
-            plane = data[i, g]
-            seen |= plane >= thresh
-            gdq[i, g] |= np.where(seen, sat, np.uint8(0))
-            gdq[i, g] |= np.where(plane <= 0, low, np.uint8(0))
+    # all integrations and groups at once: saturated from the first crossing on (charge only
+    # accumulates), the A/D floor, then the grow of every SATURATED flag of each group
+    seen = np.logical_or.accumulate(data >= thresh, axis=1)
+    gdq |= np.where(seen, sat, np.uint8(0))
+    gdq |= np.where(data <= 0, low, np.uint8(0))
+    if n > 0:
+        gdq |= np.where(dilate((gdq & sat) != 0, n), sat, np.uint8(0))
+    if read_pattern is not None:
+        # Groups that saturated in their last frames: the group mean is diluted. Each group's
+        # test reads only SATURATED flags (which this pass does not change) and its own flags.
+        for g in range(ngroups - 2, -1, -1):
+            reads = read_pattern[g]
+            factor = float(np.mean(reads)) / float(reads[-1])
+            if factor == 1:
+                continue
+            dil = np.where(nocheck, np.float32(1.0), np.float32(factor))
+            partial = (
+                (data[:, g] >= thresh * dil) & ((gdq[:, g] & (sat | dnu)) == 0) & ((gdq[:, g + 1] & sat) != 0)
+            )
             if n > 0:
-                grown = dilate((gdq[i, g] & sat) != 0, n)
-                gdq[i, g] |= np.where(grown, sat, np.uint8(0))
-        if read_pattern is not None:
-            # Groups that saturated in their last frames: the group mean is diluted.
-            for g in range(ngroups - 2, -1, -1):
-                reads = read_pattern[g]
-                factor = float(np.mean(reads)) / float(reads[-1])
-                if factor == 1:
-                    continue
-                dil = np.where(nocheck, np.float32(1.0), np.float32(factor))
-                partial = (
-                    (data[i, g] >= thresh * dil)
-                    & ((gdq[i, g] & (sat | dnu)) == 0)
-                    & ((gdq[i, g + 1] & sat) != 0)
-                )
-                if n > 0:
-                    partial = dilate(partial, n)
-                gdq[i, g] |= np.where(partial, dnu, np.uint8(0))
-            if ngroups > 2:
-                # A saturating event in the second group, seen from the first.
-                g1 = data[i, 0] - bias_arr
-                mask = (g1 / np.mean(read_pattern[0])) * read_pattern[2][-1] + bias_arr < thresh
-                mask &= (data[i, 1] - data[i, 0]) > (thresh - data[i, 0]) / len(read_pattern[1])
-                mask &= ((gdq[i, 2] & sat) != 0) & ((gdq[i, 1] & sat) == 0)
-                gdq[i, 1] |= np.where(mask, dnu, np.uint8(0))
+                partial = dilate(partial, n)
+            gdq[:, g] |= np.where(partial, dnu, np.uint8(0))
+        if ngroups > 2:
+            # A saturating event in the second group, seen from the first.
+            g1 = data[:, 0] - bias_arr
+            mask = (g1 / np.mean(read_pattern[0])) * read_pattern[2][-1] + bias_arr < thresh
+            mask &= (data[:, 1] - data[:, 0]) > (thresh - data[:, 0]) / len(read_pattern[1])
+            mask &= ((gdq[:, 2] & sat) != 0) & ((gdq[:, 1] & sat) == 0)
+            gdq[:, 1] |= np.where(mask, dnu, np.uint8(0))
     if zframe is not None:
         zframe = np.array(zframe, dtype=np.float32, copy=True)
-        for i in range(zframe.shape[0]):
-            plane = zframe[i]
-            bad = (plane >= thresh) | (plane <= 0)
-            if n > 0:
-                bad |= dilate(plane >= thresh, n)
-            plane[bad] = 0.0
+        bad = (zframe >= thresh) | (zframe <= 0)
+        if n > 0:
+            bad |= dilate(zframe >= thresh, n)
+        zframe[bad] = 0.0
     pdq = np.bitwise_or(np.asarray(pdq, dtype=np.uint32), ref_dq)
     return gdq, pdq, zframe
 

@@ -128,10 +128,9 @@ class _FitsImage:
             full.append(slice(start + shift, stop + shift, step))
         mm = np.memmap(self.path, dtype=self.raw, mode="r", offset=self.data_offset, shape=self.file_shape)
         try:
-            block = np.array(mm[tuple(full)])
+            return np.asarray(_convert(mm[tuple(full)], self.dtype, self.bscale, self.bzero))  # one copy
         finally:
             del mm
-        return _convert(block, self.dtype, self.bscale, self.bzero)
 
 
 #: FITS BITPIX -> on-disk dtype
@@ -139,11 +138,12 @@ _RAW = {8: "u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
 
 
 def _convert(block: np.ndarray, dtype: np.dtype, bscale: float, bzero: float) -> np.ndarray:
-    """Stored FITS values -> logical values of ``dtype`` (unsigned via BZERO, or scaled)."""
+    """Stored FITS values -> a new array of logical values of ``dtype`` (unsigned via BZERO, or
+    scaled); ``block`` may be a view of the file."""
     if dtype.kind == "u" and block.dtype.kind == "i" and bscale == 1:
-        native = block.astype(f"i{block.dtype.itemsize}")
-        flip = np.array(1 << (8 * block.dtype.itemsize - 1), dtype=dtype)
-        return native.view(dtype) ^ flip
+        native = block.astype(f"i{block.dtype.itemsize}").view(dtype)
+        native ^= np.array(1 << (8 * block.dtype.itemsize - 1), dtype=dtype)
+        return native
     if bscale != 1 or bzero != 0:
         return (block.astype(np.float64) * bscale + bzero).astype(dtype)
     return block.astype(dtype)
@@ -392,9 +392,18 @@ def _dq_translation(ds: xr.Dataset) -> list[tuple[int, int]]:
 
 
 def _translate_block(block: np.ndarray, pairs: tuple[tuple[int, int], ...]) -> np.ndarray:
-    out = np.zeros(block.shape, dtype=np.uint32)
+    """Reference DQ -> pipeline flags. A single bit that keeps its value (the usual case) is
+    copied with one mask for all such bits; any other pair costs a pass of its own."""
+    block = block.astype(np.uint32, copy=False)
+    same = 0
     for value, flag in pairs:
-        out[(block & value) != 0] |= np.uint32(flag)
+        if value == flag and value & (value - 1) == 0:
+            same |= value
+    out = block & np.uint32(same)
+    for value, flag in pairs:
+        if not (value == flag and value & (value - 1) == 0):
+            hit = (block & np.uint32(value)) != 0
+            out |= hit.astype(np.uint32) * np.uint32(flag)
     return out
 
 

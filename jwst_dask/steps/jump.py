@@ -48,8 +48,22 @@ def _stage_a(sci, gdq, gain, rn, table, e1, e2, *, params, static_mode):
     return kern.twopoint_block(sci, gdq, gain, rn, params, mode)
 
 
-def _stage_b(packed_halo, full, *, params):
+def _stage_b(packed_halo, full, yedge, xedge, *, params):
+    # the halo comes without padding at the frame's edges (boundary "none", which keeps block
+    # indices those of the frame); pad there with zeros, i.e. no flags beyond the frame
+    pad = [(0, 0), (0, 0), (int(yedge[0] & 1), int(yedge[-1] >> 1)), (int(xedge[0] & 1), int(xedge[-1] >> 1))]
+    if any(a or b for a, b in pad):
+        packed_halo = np.pad(packed_halo, pad)
     return kern.finish_block(packed_halo, params, full)
+
+
+def _edge_codes(chunks: tuple[int, ...]) -> da.Array:
+    """Per row (column): 1 on the frame's first, 2 on its last, chunked like the frame."""
+    n = sum(chunks)
+    code = np.zeros(n, np.uint8)
+    code[0] |= 1
+    code[-1] |= 2
+    return da.from_array(code, chunks=(chunks,))
 
 
 def _whole(arr: da.Array) -> da.Array:
@@ -208,7 +222,7 @@ class JumpStep(Step):
             # a pass of its own (recomputing the per-pixel pass), then the tiles stream
             full, (ds, packed) = frame_statistic([packed], fully_flagged, (ds, packed))
             sci, _ = _ramp_arrays(ds, gain)
-        halo = da.overlap.overlap(packed, depth={0: 0, 1: 0, 2: 1, 3: 1}, boundary={2: 0, 3: 0})
+        halo = da.overlap.overlap(packed, depth={0: 0, 1: 0, 2: 1, 3: 1}, boundary="none")
         new_gdq = da.blockwise(
             _stage_b,
             _4D,
@@ -216,8 +230,13 @@ class JumpStep(Step):
             _4D,
             full,
             _IJ if full is not None else None,
+            _edge_codes(packed.chunks[2]),
+            "y",
+            _edge_codes(packed.chunks[3]),
+            "x",
             dtype=np.uint8,
-            adjust_chunks={"y": lambda n: n - 2, "x": lambda n: n - 2},
+            adjust_chunks={"y": packed.chunks[2], "x": packed.chunks[3]},
+            align_arrays=False,
             params=params,
             concatenate=True,
         )

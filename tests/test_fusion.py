@@ -1,0 +1,115 @@
+"""Stripe fusion (jwst_dask.fusion): same results, far fewer tasks, no stripe swallowed by a
+reduction, nothing computed twice."""
+
+from __future__ import annotations
+
+import collections
+
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+
+from jwst_dask import cluster, fusion
+
+CALLS: collections.Counter = collections.Counter()
+
+
+def _count(name):
+    def f(block, *rest):
+        CALLS[name] += 1
+        return block + sum(float(np.asarray(r).sum()) * 0 for r in rest)
+
+    return f
+
+
+def _chain(x: da.Array, ref: da.Array) -> tuple[da.Array, da.Array]:
+    """A stage-1-like chain: per-tile steps, a reference read by two steps, a multi-output
+    step, an overlap, and a frame-wide statistic feeding the tiles."""
+    a = x.map_blocks(_count("a"), meta=np.array((), x.dtype)) * 2.0
+    b = da.map_blocks(np.add, a, ref, dtype=x.dtype)  # the reference, used by two steps
+    c = da.map_blocks(np.subtract, b, ref, dtype=x.dtype)
+    both = da.map_blocks(lambda v: np.stack([v, -v]), c, new_axis=0, chunks=((2,), *c.chunks), dtype=x.dtype)
+    pos, neg = both[0], both[1]
+    halo = da.map_overlap(lambda v: v + np.roll(v, 1, axis=-2), pos, depth={1: 1, 2: 1}, boundary="none")
+    stat = neg.mean()  # a frame-wide statistic
+    out = halo.map_blocks(_count("out"), meta=np.array((), x.dtype)) + stat
+    return out, neg
+
+
+@pytest.fixture
+def arrays():
+    rng = np.random.default_rng(3)
+    xv = rng.normal(size=(3, 64, 48)).astype(np.float64)
+    rv = rng.normal(size=(64, 48))
+    return xv, rv
+
+
+def _lazy(xv, rv):
+    return da.from_array(xv, chunks=(3, 8, 48)), da.from_array(rv, chunks=(8, 48))
+
+
+def test_fused_graph_gives_the_numpy_result(arrays):
+    xv, rv = arrays
+    out, neg = _chain(*_lazy(xv, rv))
+    got_out, got_neg = cluster.compute(out, neg, scheduler="threads", progress=False)
+    # independent numpy computation of the same chain
+    pos = xv * 2.0
+    exp_neg = -pos
+    shifted = np.empty_like(pos)
+    for y0 in range(0, 64, 8):  # the overlap's per-tile roll, with a 1-row halo
+        lo, hi = max(0, y0 - 1), min(64, y0 + 9)
+        tile = pos[:, lo:hi]
+        rolled = tile + np.roll(tile, 1, axis=-2)
+        shifted[:, y0 : y0 + 8] = rolled[:, y0 - lo : y0 - lo + 8]
+    np.testing.assert_allclose(got_neg, exp_neg)
+    np.testing.assert_allclose(got_out, shifted + exp_neg.mean())
+
+
+def test_fusion_cuts_tasks_and_keeps_stripes_parallel(arrays):
+    out, neg = _chain(*_lazy(*arrays))
+    from dask.base import collections_to_expr
+
+    plain = dict(collections_to_expr([out, neg], True).optimize().__dask_graph__())
+    fused, _, _ = fusion.fused_graph(out, neg)
+    assert len(fused) < 0.6 * len(plain)
+    before = collections.Counter(fusion.stripe_of(k) for k in plain)
+    after = collections.Counter(fusion.stripe_of(k) for k in fused)
+    for stripe in {(s, 0) for s in range(8)}:
+        assert 1 <= after[stripe] < 0.6 * before[stripe], (stripe, after[stripe], before[stripe])
+    # the frame statistic did not swallow the stripes' chains: every stripe keeps a task of its own
+    stripes = {fusion.stripe_of(k) for k in fused if fusion.stripe_of(k) is not None}
+    assert {s[0] for s in stripes} >= set(range(8))
+    # no fused task holds the work of two different stripes
+    from dask._task_spec import Task
+
+    for key, task in fused.items():
+        inner = task.args[0] if isinstance(task, Task) and isinstance(task.args[0], dict) else {}
+        owners = {fusion.stripe_of(k) for k in inner} - {None}
+        assert len(owners) <= 1, (key, owners)
+
+
+def test_fused_tasks_compute_each_tile_once(arrays):
+    CALLS.clear()
+    out, neg = _chain(*_lazy(*arrays))
+    cluster.compute(out, neg, scheduler="threads", progress=False)
+    assert CALLS["a"] == 8  # 8 tiles; 'a' feeds both outputs and the statistic, run once each
+    assert CALLS["out"] == 8
+
+
+def test_stripe_of_names_the_block_a_slice_is_cut_for():
+    assert fusion.stripe_of(("x", 0, 0, 5, 0)) == (5, 0)
+    assert fusion.stripe_of(("x", 0, 0, 4.1, 0)) == (5, 0)  # cut from block 4 for block 5
+    assert fusion.stripe_of(("x", 0, 0, 5.9, 0)) == (5, 0)  # cut from block 6 for block 5
+    assert fusion.stripe_of(("x", 3)) is None
+    assert fusion.stripe_of("finalize-abc") is None
+
+
+def test_fused_compute_on_the_cluster(cluster_client, arrays):
+    xv, rv = arrays
+    out, neg = _chain(*_lazy(xv, rv))
+    expected = dask.compute(out, neg, scheduler="sync")
+    with dask.config.set(scheduler="dask.distributed"):
+        got = cluster.compute(out, neg, progress=False)
+    np.testing.assert_allclose(got[0], expected[0])
+    np.testing.assert_allclose(got[1], expected[1])
