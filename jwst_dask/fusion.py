@@ -27,6 +27,7 @@ Measured on four full-frame NIRCam exposures (16 stripes each): 1,803 tasks per 
 from __future__ import annotations
 
 import math
+import sys
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any
@@ -80,6 +81,11 @@ def fuse_exclusive(dsk: Mapping[Hashable, Any], keys: set) -> dict[Hashable, Any
         s_key = stripe_of(key)
         if key in keys or dsk[key].block_fusion or not owners:
             group[key] = key
+        elif _small_data(dsk[key]):
+            # a constant (a reader object, a small array): copied into every task that uses it.
+            # As a task of its own it would be a root that Dask's ordering may place late, and
+            # every block waiting for it would wait in memory.
+            group[key] = frozenset(owners)
         elif len(owners) == 1 and _may_join(s_key, stripe_of(next(iter(owners)))):
             group[key] = owners.pop()
         elif (
@@ -98,6 +104,22 @@ def fuse_exclusive(dsk: Mapping[Hashable, Any], keys: set) -> dict[Hashable, Any
     for root, tasks in members.items():
         out[root] = tasks[0] if len(tasks) == 1 else Task.fuse(*tasks, key=root)
     return out
+
+
+_SMALL = 1 << 20  # bytes: constants up to this size are copied into their users' tasks
+
+
+def _small_data(node: Any) -> bool:
+    """True for a constant of the graph (a DataNode) that is small enough to copy."""
+    from dask._task_spec import DataNode
+
+    if not isinstance(node, DataNode):
+        return False
+    value = node.value
+    nbytes = getattr(value, "nbytes", None)
+    if nbytes is None:
+        nbytes = sys.getsizeof(value)
+    return int(nbytes) <= _SMALL
 
 
 def _reads_only(key: Hashable, dsk: Mapping, dependencies: Mapping) -> bool:

@@ -24,7 +24,7 @@ from typing import Any
 import dask
 import dask.array as da
 import xarray as xr
-from dask._task_spec import Task, TaskRef, convert_legacy_graph
+from dask._task_spec import DataNode, Task, TaskRef, convert_legacy_graph
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 from dask.utils import ensure_dict, key_split
@@ -60,8 +60,9 @@ def _gate_value(*_parents: Any) -> None:
 def copy_graph(arrays: Sequence[da.Array], seed: Any, parents: Sequence[da.Array] = ()) -> list[da.Array]:
     """Independent copies of ``arrays``: the same tasks under new keys (shared tasks stay shared).
 
-    With ``parents``, every source task of the copy (a task with no dependencies, e.g. a file
-    read) waits for one gate task that depends on every chunk of ``parents``.
+    With ``parents``, every source task of the copy (one that needs only constants, e.g. a block
+    read from a file reader object) waits for one gate task that depends on every chunk of
+    ``parents``.
     """
     arrays = list(arrays)
     if not arrays:
@@ -90,12 +91,15 @@ def copy_graph(arrays: Sequence[da.Array], seed: Any, parents: Sequence[da.Array
         out.update(ensure_dict(pg))
         gate_deps = [TaskRef(k) for p in parents for k in _flat(p.__dask_keys__())]
         out[gate_key] = Task(gate_key, _gate_value, *gate_deps)
+    constants = {k for k, node in dsk.items() if isinstance(node, DataNode)}
     for k, node in dsk.items():
         if k in frozen:
             out[k] = node
             continue
         nk = renamed[k]
-        if gate_key is not None and not (node.dependencies - frozen):  # a source: wait for the gate
+        if gate_key is not None and k not in constants and not (node.dependencies - frozen - constants):
+            # a source (a block read from a constant reader object): waits for the gate. The
+            # constants themselves stay constants, which the stripe fusion copies into their users.
             out[nk] = Task(nk, _second, TaskRef(gate_key), node.substitute(renamed, key=nk))
         else:
             out[nk] = node.substitute(renamed, key=nk)
