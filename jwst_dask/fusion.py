@@ -32,7 +32,7 @@ from collections import defaultdict
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
-__all__ = ["fuse_exclusive", "fused_graph", "stripe_of"]
+__all__ = ["cheap", "fuse_exclusive", "fused_graph", "stripe_of"]
 
 
 def stripe_of(key: Hashable) -> tuple | None:
@@ -122,18 +122,39 @@ def _small_data(node: Any) -> bool:
     return int(nbytes) <= _SMALL
 
 
+def cheap(func: Callable) -> Callable:
+    """Mark a block function as cheap enough to run once per task that uses its result (e.g. the
+    translation of a reference DQ block): fusion may copy a block read followed by it into every
+    group of the stripe that needs it, instead of keeping its result in memory as a task."""
+    func._jwst_dask_cheap = True  # type: ignore[attr-defined]
+    return func
+
+
 def _reads_only(key: Hashable, dsk: Mapping, dependencies: Mapping) -> bool:
-    """True for a plain block read (dask's getter on data, e.g. a reference file's lazy reader):
-    cheap to run twice, so several tasks of one stripe may each run it. Anything that computes
-    (even fused with a read) runs once."""
-    from dask._task_spec import DataNode, Task
+    """True for a block read (dask's getter on constants, e.g. a reference file's lazy reader),
+    possibly followed by functions marked :func:`cheap`: cheap to run twice, so several tasks of
+    one stripe may each run it. Anything else (even fused with a read) runs once."""
+    from dask._task_spec import DataNode
+
+    node = dsk.get(key)
+    if isinstance(node, DataNode):
+        return True
+    return _only_cheap(node) and all(_reads_only(d, dsk, dependencies) for d in dependencies.get(key, ()))
+
+
+def _only_cheap(node: Any) -> bool:
+    from dask._task_spec import Alias, DataNode, Task, _execute_subgraph
     from dask.array.core import getter, getter_inline, getter_nofancy
 
-    task = dsk[key]
-    return (
-        isinstance(task, Task)
-        and task.func in (getter, getter_inline, getter_nofancy)
-        and all(isinstance(dsk.get(d), DataNode) for d in dependencies[key])
+    if isinstance(node, (DataNode, Alias)):
+        return True
+    if not isinstance(node, Task):
+        return False
+    if node.func is _execute_subgraph:
+        inner = node.args[0]
+        return isinstance(inner, dict) and all(_only_cheap(t) for t in inner.values())
+    return node.func in (getter, getter_inline, getter_nofancy) or getattr(
+        node.func, "_jwst_dask_cheap", False
     )
 
 

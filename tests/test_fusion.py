@@ -113,3 +113,28 @@ def test_fused_compute_on_the_cluster(cluster_client, arrays):
         got = cluster.compute(out, neg, progress=False)
     np.testing.assert_allclose(got[0], expected[0])
     np.testing.assert_allclose(got[1], expected[1])
+
+
+def test_a_cheap_block_function_is_copied_not_held():
+    """A reference block read then translated by a function marked cheap, used by two steps of
+    one stripe, runs inside each of them (no task of its own, whose result would wait in memory);
+    the same read followed by an unmarked function stays a task of its own."""
+    ref = da.from_array(np.arange(64.0).reshape(8, 8), chunks=(2, 8))
+    x = da.from_array(np.ones((3, 8, 8)), chunks=(3, 2, 8))
+
+    def graph(translate):
+        r = ref.map_blocks(translate, dtype=float)
+        one = da.map_blocks(np.add, x, r, dtype=float)  # two outputs, each using r
+        two = da.map_blocks(np.multiply, x, r, dtype=float)
+        return one, two
+
+    marked = fusion.cheap(lambda b: b * 2.0)
+    plain = lambda b: b * 2.0  # noqa: E731
+    r = np.arange(64.0).reshape(8, 8) * 2.0
+    for func, expect_task in ((marked, False), (plain, True)):
+        fused, _, _ = fusion.fused_graph(*graph(func))
+        names = {k[0] if isinstance(k, tuple) else k for k in fused}
+        assert any(n.startswith("lambda") for n in names) == expect_task, names
+        one, two = cluster.compute(*graph(func), scheduler="threads", progress=False)
+        np.testing.assert_allclose(one, np.broadcast_to(1 + r, (3, 8, 8)))
+        np.testing.assert_allclose(two, np.broadcast_to(r, (3, 8, 8)))

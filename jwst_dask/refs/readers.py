@@ -43,6 +43,7 @@ from astropy.io import fits
 from dask.base import tokenize
 
 from jwst_dask.errors import ReferenceFileError
+from jwst_dask.fusion import cheap
 
 __all__ = ["open_reference", "NAN_POLICY", "DEFAULT_TILE"]
 
@@ -391,6 +392,7 @@ def _dq_translation(ds: xr.Dataset) -> list[tuple[int, int]]:
     return pairs
 
 
+@cheap
 def _translate_block(block: np.ndarray, pairs: tuple[tuple[int, int], ...]) -> np.ndarray:
     """Reference DQ -> pipeline flags. A single bit that keeps its value (the usual case) is
     copied with one mask for all such bits; any other pair costs a pass of its own."""
