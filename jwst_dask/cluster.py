@@ -219,11 +219,17 @@ def compute(*collections: Any, progress: bool | None = None, scheduler: str | No
     client = _active_client() if chosen in (None, "dask.distributed", "distributed") else None
     if client is not None:
         futures = client.get(dsk, keys, sync=False)
-        if progress:
-            from distributed import progress as dist_progress
+        try:
+            if progress:
+                from distributed import progress as dist_progress
 
-            dist_progress(futures)
-        return repack(client.gather(futures))
+                dist_progress(futures)
+            return repack(client.gather(futures))
+        finally:
+            from dask.core import flatten
+
+            for future in flatten(futures):  # the results are the caller's now: let the cluster forget them
+                future.release()
     if chosen in (None, "dask.distributed", "distributed"):
         get = dask.threaded.get
     else:
