@@ -56,13 +56,14 @@ def _destination(v: float) -> int:
     return base + 1 if 0 < frac < 0.5 else base
 
 
-def fuse_exclusive(dsk: Mapping[Hashable, Any], keys: set) -> dict[Hashable, Any]:
+def fuse_exclusive(dsk: Mapping[Hashable, Any], keys: set) -> tuple[dict[Hashable, Any], dict[Hashable, int]]:
     """Fuse every task into its dependents' group when that group is the only one using it.
 
     ``dsk`` maps keys to :class:`dask._task_spec.GraphNode` objects (an optimised graph),
     ``keys`` are the requested outputs (never fused away). Returns a new graph with one task per
     group, keyed by the group's output key, so every key other graphs or the caller refer to
-    keeps its name.
+    keeps its name, and the priority of each task (:func:`dask.order.order` of the unfused graph
+    at the group's output) for a scheduler that accepts priorities.
     """
     from dask._task_spec import DependenciesMapping, Task
     from dask.core import reverse_dict
@@ -103,7 +104,10 @@ def fuse_exclusive(dsk: Mapping[Hashable, Any], keys: set) -> dict[Hashable, Any
     out: dict[Hashable, Any] = {}
     for root, tasks in members.items():
         out[root] = tasks[0] if len(tasks) == 1 else Task.fuse(*tasks, key=root)
-    return out
+    # each group keeps the place Dask's order gave its output in the unfused graph: ordering the
+    # fused graph afresh loses the structure inside the groups, and measured to hold more blocks
+    # at once (the calibrated ramps of several exposures waiting for ramp fitting)
+    return out, {root: priorities[root] for root in members}
 
 
 _SMALL = 1 << 20  # bytes: constants up to this size are copied into their users' tasks
@@ -166,9 +170,10 @@ def _may_join(s_key: tuple | None, s_root: tuple | None) -> bool:
     return s_key is None or s_key == s_root
 
 
-def fused_graph(*collections: Any) -> tuple[dict, list, Callable[[list], tuple]]:
-    """The optimised, stripe-fused graph of ``collections``: ``(graph, keys, repack)``, where
-    ``repack(results)`` turns the scheduler's results into what :func:`dask.compute` returns."""
+def fused_graph(*collections: Any) -> tuple[dict, list, Callable[[list], tuple], dict]:
+    """The optimised, stripe-fused graph of ``collections``: ``(graph, keys, repack, priorities)``,
+    where ``repack(results)`` turns the scheduler's results into what :func:`dask.compute` returns
+    and ``priorities`` are those of :func:`fuse_exclusive`."""
     from dask._expr import FinalizeCompute
     from dask._task_spec import convert_legacy_graph
     from dask.base import collections_to_expr, unpack_collections
@@ -177,8 +182,9 @@ def fused_graph(*collections: Any) -> tuple[dict, list, Callable[[list], tuple]]
 
     found, repack = unpack_collections(*collections, traverse=True)
     if not found:
-        return {}, [], lambda results: collections
+        return {}, [], lambda results: collections, {}
     expr = FinalizeCompute(collections_to_expr(found, True)).optimize()
     keys = list(flatten(expr.__dask_keys__()))
     dsk = convert_legacy_graph(ensure_dict(expr.__dask_graph__()))
-    return fuse_exclusive(dsk, set(keys)), keys, repack
+    fused, priorities = fuse_exclusive(dsk, set(keys))
+    return fused, keys, repack, priorities

@@ -71,7 +71,10 @@ def test_fusion_cuts_tasks_and_keeps_stripes_parallel(arrays):
     from dask.base import collections_to_expr
 
     plain = dict(collections_to_expr([out, neg], True).optimize().__dask_graph__())
-    fused, _, _ = fusion.fused_graph(out, neg)
+    fused, _, _, priorities = fusion.fused_graph(out, neg)
+    # every task has a priority (the unfused graph's order at its output), all distinct
+    assert set(priorities) == set(fused)
+    assert len(set(priorities.values())) == len(priorities)
     assert len(fused) < 0.6 * len(plain)
     before = collections.Counter(fusion.stripe_of(k) for k in plain)
     after = collections.Counter(fusion.stripe_of(k) for k in fused)
@@ -132,7 +135,7 @@ def test_a_cheap_block_function_is_copied_not_held():
     plain = lambda b: b * 2.0  # noqa: E731
     r = np.arange(64.0).reshape(8, 8) * 2.0
     for func, expect_task in ((marked, False), (plain, True)):
-        fused, _, _ = fusion.fused_graph(*graph(func))
+        fused, _, _, _ = fusion.fused_graph(*graph(func))
         names = {k[0] if isinstance(k, tuple) else k for k in fused}
         assert any(n.startswith("lambda") for n in names) == expect_task, names
         one, two = cluster.compute(*graph(func), scheduler="threads", progress=False)
