@@ -21,7 +21,7 @@ own, so the parallelism over stripes and the memory bound per stripe are unchang
 reduction never swallows the stripes it reduces.
 
 Measured on four full-frame NIRCam exposures (16 stripes each): 1,803 tasks per exposure before,
-483 after; see docs/benchmarks.md for the time and memory.
+431 after; see docs/benchmarks.md for the time and memory.
 """
 
 from __future__ import annotations
