@@ -48,22 +48,17 @@ def _stage_a(sci, gdq, gain, rn, table, e1, e2, *, params, static_mode):
     return kern.twopoint_block(sci, gdq, gain, rn, params, mode)
 
 
-def _stage_b(packed_halo, full, yedge, xedge, *, params):
+def _stage_b(packed_halo, full=None, *, params, block_info=None):
     # the halo comes without padding at the frame's edges (boundary "none", which keeps block
     # indices those of the frame); pad there with zeros, i.e. no flags beyond the frame
-    pad = [(0, 0), (0, 0), (int(yedge[0] & 1), int(yedge[-1] >> 1)), (int(xedge[0] & 1), int(xedge[-1] >> 1))]
+    where = block_info[0]["chunk-location"]
+    count = block_info[0]["num-chunks"]
+    pad = [(0, 0), (0, 0)] + [(int(where[ax] == 0), int(where[ax] == count[ax] - 1)) for ax in (2, 3)]
     if any(a or b for a, b in pad):
         packed_halo = np.pad(packed_halo, pad)
+    if full is not None:
+        full = full[:, :, 0, 0]
     return kern.finish_block(packed_halo, params, full)
-
-
-def _edge_codes(chunks: tuple[int, ...]) -> da.Array:
-    """Per row (column): 1 on the frame's first, 2 on its last, chunked like the frame."""
-    n = sum(chunks)
-    code = np.zeros(n, np.uint8)
-    code[0] |= 1
-    code[-1] |= 2
-    return da.from_array(code, chunks=(chunks,))
 
 
 def _whole(arr: da.Array) -> da.Array:
@@ -223,23 +218,8 @@ class JumpStep(Step):
             full, (ds, packed) = frame_statistic([packed], fully_flagged, (ds, packed))
             sci, _ = _ramp_arrays(ds, gain)
         halo = da.overlap.overlap(packed, depth={0: 0, 1: 0, 2: 1, 3: 1}, boundary="none")
-        new_gdq = da.blockwise(
-            _stage_b,
-            _4D,
-            halo,
-            _4D,
-            full,
-            _IJ if full is not None else None,
-            _edge_codes(packed.chunks[2]),
-            "y",
-            _edge_codes(packed.chunks[3]),
-            "x",
-            dtype=np.uint8,
-            adjust_chunks={"y": packed.chunks[2], "x": packed.chunks[3]},
-            align_arrays=False,
-            params=params,
-            concatenate=True,
-        )
+        extra = [] if full is None else [full[:, :, None, None]]  # broadcast to every tile
+        new_gdq = da.map_blocks(_stage_b, halo, *extra, chunks=packed.chunks, dtype=np.uint8, params=params)
         pdq_in = ds["PIXELDQ"].data
         if not isinstance(pdq_in, da.Array):
             pdq_in = da.from_array(np.asarray(pdq_in), chunks=gain.chunks)
