@@ -80,31 +80,6 @@ def _dilate_plane(mask: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-@njit(cache=True, nogil=True)
-def _threshold_flags(data: np.ndarray, gdq: np.ndarray, thresh: np.ndarray) -> np.ndarray:
-    """``gdq`` (modified and returned) with SATURATED from each pixel's first group at or above
-    its threshold on, and AD_FLOOR | DO_NOT_USE where the value is at or below zero."""
-    nints, ngroups, ny, nx = data.shape
-    sat = np.uint8(_SAT)
-    low = np.uint8(_ADF | _DNU)
-    seen = np.zeros((ny, nx), dtype=np.bool_)
-    for i in range(nints):
-        seen[:] = False
-        for g in range(ngroups):
-            for y in range(ny):
-                for x in range(nx):
-                    v = data[i, g, y, x]
-                    f = gdq[i, g, y, x]
-                    if v >= thresh[y, x]:
-                        seen[y, x] = True
-                    if seen[y, x]:
-                        f |= sat
-                    if v <= 0:
-                        f |= low
-                    gdq[i, g, y, x] = f
-    return gdq
-
-
 def prepare_threshold(sat_thresh: np.ndarray, sat_dq: np.ndarray, atod_limit: float = ATOD_LIMIT):
     """(threshold, reference DQ, no-check mask): NaN thresholds and NO_SAT_CHECK pixels get a
     threshold above the A/D limit (they never saturate) and NO_SAT_CHECK in the returned DQ."""
@@ -145,7 +120,9 @@ def flag_saturation(
     bias_arr = np.float32(0.0) if bias is None else np.asarray(bias, dtype=np.float32)
     # all integrations and groups at once: saturated from the first crossing on (charge only
     # accumulates), the A/D floor, then the grow of every SATURATED flag of each group
-    gdq = _threshold_flags(np.ascontiguousarray(data, dtype=np.float32), gdq, thresh)
+    data32 = np.ascontiguousarray(data, dtype=np.float32)
+    first = first_crossing(data32, np.zeros_like(gdq), thresh)  # from the data alone
+    gdq = apply_flags(data32, gdq, first)
     if n > 0:
         gdq |= np.where(dilate((gdq & sat) != 0, n), sat, np.uint8(0))
     if read_pattern is not None:
