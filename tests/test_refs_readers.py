@@ -270,3 +270,19 @@ def test_same_file_two_chunkings_in_one_graph(tmp_path):
     total = (a.rechunk((16, 80)) + b).compute()
     np.testing.assert_array_equal(total, 2 * sci)
     np.testing.assert_array_equal(c.compute(), sci[:, 1:79])
+
+
+def test_dq_translation_matches_a_pass_per_dq_def_row():
+    """The fast DQ translation (one mask for bits that keep their value) against the plain rule:
+    for each DQ_DEF row, pixels with any of its bits get its flag; including a bit listed twice
+    with two flags, a multi-bit value and a bit mapped to another flag."""
+    from jwst_dask.refs.readers import _translate_block
+
+    rng = np.random.default_rng(7)
+    block = rng.integers(0, 2**31, (50, 60)).astype(np.uint32)
+    pairs = ((1, 1), (2, 2), (2, 8), (4, 16), (6, 6), (1 << 30, 1), (32, 32))
+    expected = np.zeros(block.shape, np.uint32)
+    for value, flag in pairs:
+        expected[(block & value) != 0] |= flag
+    np.testing.assert_array_equal(_translate_block(block, pairs), expected)
+    np.testing.assert_array_equal(_translate_block(block.astype(np.int32), pairs), expected)

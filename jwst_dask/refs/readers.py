@@ -398,14 +398,16 @@ def _translate_block(block: np.ndarray, pairs: tuple[tuple[int, int], ...]) -> n
     copied with one mask for all such bits; any other pair costs a pass of its own."""
     block = block.astype(np.uint32, copy=False)
     same = 0
+    others = []
     for value, flag in pairs:
         if value == flag and value & (value - 1) == 0:
             same |= value
+        else:
+            others.append((value, flag))
     out = block & np.uint32(same)
-    for value, flag in pairs:
-        if not (value == flag and value & (value - 1) == 0):
-            hit = (block & np.uint32(value)) != 0
-            out |= hit.astype(np.uint32) * np.uint32(flag)
+    for value, flag in others:
+        hit = (block & np.uint32(value)) != 0
+        out |= hit.astype(np.uint32) * np.uint32(flag)
     return out
 
 
