@@ -216,7 +216,8 @@ def compute(*collections: Any, progress: bool | None = None, scheduler: str | No
     if not keys:
         return tuple(collections)
     chosen = scheduler or dask.config.get("scheduler", None)
-    client = _active_client() if chosen in (None, "dask.distributed", "distributed") else None
+    local = chosen not in (None, "dask.distributed", "distributed")
+    client = None if local else _active_client()
     if client is not None:
         futures = _submit(client, dsk, keys, priorities)
         try:
@@ -230,10 +231,7 @@ def compute(*collections: Any, progress: bool | None = None, scheduler: str | No
 
             for future in flatten(futures):  # the results are the caller's now: let the cluster forget them
                 future.release()
-    if chosen in (None, "dask.distributed", "distributed"):
-        get = dask.threaded.get
-    else:
-        get = dask.base.get_scheduler(scheduler=chosen)
+    get = dask.base.get_scheduler(scheduler=chosen) if local else dask.threaded.get
     if progress:
         from dask.diagnostics import ProgressBar
 
