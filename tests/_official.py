@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,15 @@ _ENV = {
     "CRDS_SERVER_URL": "https://jwst-serverless-mode.stsci.edu",
     "STPIPE_DISABLE_CRDS_STEPPARS": "true",
 }
+
+
+def run_official(args: list[str], *, timeout: int = 600, **kwargs) -> subprocess.CompletedProcess:
+    """Run the official interpreter with ``args`` (a script and its arguments, or ``-c CODE ...``);
+    fail the test with the end of its stderr unless it succeeds. ``kwargs`` go to subprocess.run
+    (``env``, ``cwd``)."""
+    done = subprocess.run([OFFICIAL, *args], capture_output=True, text=True, timeout=timeout, **kwargs)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
 
 
 def offline_crds_env(root: Path, *, with_mappings: bool = False) -> dict[str, str]:

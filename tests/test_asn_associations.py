@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
+import _official
 import pytest
 from astropy.io import fits
 
@@ -236,12 +235,8 @@ def test_cli_from_list_and_group(tmp_path, capsys):
     assert "not a folder" in capsys.readouterr().err
 
 
-#: the official pipeline's Python (its own environment), for the parity test
-OFFICIAL = os.environ.get("JWST_OFFICIAL_PYTHON", "")
-
-
 @pytest.mark.official
-@pytest.mark.skipif(not OFFICIAL or not Path(OFFICIAL).exists(), reason="JWST_OFFICIAL_PYTHON not set")
+@_official.requires_official
 def test_official_pipeline_reads_our_asn(tmp_path):
     files = mosaic(tmp_path, 2)
     path = write_asn(asn_from_list(files), tmp_path / "l3_asn.json")
@@ -250,6 +245,5 @@ def test_official_pipeline_reads_our_asn(tmp_path):
         "asn = load_asn(open(sys.argv[1]))\n"
         "print(asn['asn_type'], asn['products'][0]['name'], len(asn['products'][0]['members']))"
     )
-    out = subprocess.run([OFFICIAL, "-c", code, str(path)], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
+    out = _official.run_official(["-c", code, str(path)], timeout=300)
     assert out.stdout.split() == ["image3", "jw01234-o001_t001_nircam_clear-f200w", "2"]

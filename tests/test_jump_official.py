@@ -7,7 +7,6 @@ interpreter. The official step runs offline with overridden GAIN/READNOISE refer
 from __future__ import annotations
 
 import json
-import subprocess
 
 import _official
 import numpy as np
@@ -16,8 +15,6 @@ from test_jump_kernel import make_ramps
 from test_jump_step import make_step, ramp_dataset, run
 
 from jwst_dask.dq import FLAGS
-
-OFFICIAL = _official.OFFICIAL
 
 pytestmark = [
     pytest.mark.official,
@@ -60,15 +57,9 @@ np.savez(out, gdq=res.groupdq, pdq=res.pixeldq)
 def official_jump(tmp_path, data, gdq, pdq, gain, rn, group_time, params):
     np.savez(tmp_path / "in.npz", data=data, gdq=gdq, pdq=pdq, gain=gain, rn=rn, group_time=group_time)
     (tmp_path / "run.py").write_text(SCRIPT)
-    cmd = [
-        OFFICIAL,
-        str(tmp_path / "run.py"),
-        str(tmp_path / "in.npz"),
-        str(tmp_path / "out.npz"),
-        json.dumps(params),
-    ]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+    _official.run_official(
+        [str(tmp_path / "run.py"), str(tmp_path / "in.npz"), str(tmp_path / "out.npz"), json.dumps(params)]
+    )
     res = np.load(tmp_path / "out.npz")
     return res["gdq"], res["pdq"]
 

@@ -9,7 +9,6 @@ interpreter; skipped otherwise.
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import _official
@@ -20,8 +19,6 @@ from astropy.table import Table
 
 from jwst_dask.simulate import simulate
 from jwst_dask.simulate.references import build_reference, cut_reference
-
-OFFICIAL = _official.OFFICIAL
 
 pytestmark = [
     pytest.mark.slow,
@@ -104,9 +101,7 @@ def test_official_detector1_recovers_the_true_rate(tmp_path):
     env = _official.offline_crds_env(tmp_path / "crds", with_mappings=True)
     script = tmp_path / "run_official.py"
     script.write_text(SCRIPT)
-    proc = subprocess.run([OFFICIAL, str(script), str(uncal), str(tmp_path), ",".join(REFTYPES)],
-                          env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    _official.run_official([str(script), str(uncal), str(tmp_path), ",".join(REFTYPES)], env=env)
     rate_file = tmp_path / uncal.name.replace("_uncal", "_rate")
     rate = fits.getdata(rate_file, "SCI")
     dq = fits.getdata(rate_file, "DQ")
@@ -124,9 +119,9 @@ def test_official_detector1_recovers_the_true_rate(tmp_path):
     script2 = tmp_path / "run_official2.py"
     script2.write_text(SCRIPT2)
     sources = str(uncal).replace("_uncal.fits", "_sources.ecsv")
-    args = [OFFICIAL, str(script2), str(rate_file), str(tmp_path), sources, str(tmp_path / "w.json")]
-    proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    _official.run_official(
+        [str(script2), str(rate_file), str(tmp_path), sources, str(tmp_path / "w.json")], env=env
+    )
     cal_file = tmp_path / uncal.name.replace("_uncal", "_cal")
     cal, cal_dq = fits.getdata(cal_file, "SCI"), fits.getdata(cal_file, "DQ")
     cal_truth = fits.getdata(str(uncal).replace("_uncal.fits", "_truth.fits"), "CAL")
@@ -205,9 +200,7 @@ def test_official_detector1_miri_reset_rscd_linearity(tmp_path):
     env = _official.offline_crds_env(tmp_path / "crds", with_mappings=True)
     script = tmp_path / "run_official_miri.py"
     script.write_text(MIRI_SCRIPT)
-    proc = subprocess.run([OFFICIAL, str(script), str(uncal), str(tmp_path), ",".join(reftypes)],
-                          env=env, capture_output=True, text=True, timeout=900)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    _official.run_official([str(script), str(uncal), str(tmp_path), ",".join(reftypes)], env=env, timeout=900)
     ints = fits.getdata(tmp_path / uncal.name.replace("_uncal", "_rateints"), "SCI")
     dq = fits.getdata(tmp_path / uncal.name.replace("_uncal", "_rate"), "DQ")
     truth = fits.getdata(str(uncal).replace("_uncal.fits", "_truth.fits"), "RATE")

@@ -7,9 +7,9 @@ interpreter; skipped otherwise.
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
+import _official
 import dask.array as da
 import numpy as np
 import pytest
@@ -18,12 +18,7 @@ import xarray as xr
 from jwst_dask.steps.ramp_model import to_ramp
 from jwst_dask.steps.refpix import RefPixStep
 
-OFFICIAL = os.environ.get("JWST_OFFICIAL_PYTHON", "")
-
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not (OFFICIAL and Path(OFFICIAL).exists()), reason="JWST_OFFICIAL_PYTHON not set"),
-]
+pytestmark = [pytest.mark.slow, _official.requires_official]
 
 SCRIPT = r"""
 import sys, json
@@ -76,13 +71,9 @@ def test_refpix_bit_identical(tmp_path, shape, conf):
     if conf["nout"] == 1:
         pdq[:4, :] |= 2**31
     np.savez(tmp_path / "in.npz", sci=sci, pdq=pdq)
-    run = subprocess.run(
-        [OFFICIAL, "-c", SCRIPT, str(tmp_path / "in.npz"), str(tmp_path / "out.npy"), json.dumps(conf)],
-        capture_output=True,
-        text=True,
-        timeout=600,
+    _official.run_official(
+        ["-c", SCRIPT, str(tmp_path / "in.npz"), str(tmp_path / "out.npy"), json.dumps(conf)]
     )
-    assert run.returncode == 0, run.stderr[-2000:]
     expected = np.load(tmp_path / "out.npy")
     meta = {
         "instrument": {"name": conf["inst"], "detector": conf["det"]},
@@ -129,13 +120,7 @@ def test_ipc_bit_identical(tmp_path, per_pixel):
     if per_pixel:
         k = (k[:, :, None, None] * rng.uniform(0.9, 1.1, (3, 3, 40, 40))).astype(np.float32)
     np.savez(tmp_path / "ipc.npz", sci=sci, k=k)
-    run = subprocess.run(
-        [OFFICIAL, "-c", IPC_SCRIPT, str(tmp_path / "ipc.npz"), str(tmp_path / "out.npy")],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert run.returncode == 0, run.stderr[-2000:]
+    _official.run_official(["-c", IPC_SCRIPT, str(tmp_path / "ipc.npz"), str(tmp_path / "out.npy")])
     science = np.ones((40, 40), bool)
     science[:4] = False
     science[:, :4] = False
@@ -186,14 +171,9 @@ def test_nircam_chain_bit_identical_on_simulated_exposure(tmp_path, project_cach
         CRDS_SERVER_URL="http://127.0.0.1:9",
         CRDS_PATH=str(Path(project_cache) / "crds"),
     )
-    run = subprocess.run(
-        [OFFICIAL, "-c", CHAIN_SCRIPT, str(path), json.dumps(refs), str(tmp_path / "off.npz")],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env=env,
+    _official.run_official(
+        ["-c", CHAIN_SCRIPT, str(path), json.dumps(refs), str(tmp_path / "off.npz")], timeout=900, env=env
     )
-    assert run.returncode == 0, run.stderr[-2000:]
     expected = np.load(tmp_path / "off.npz")
     r = to_ramp(ds)
     chain = [
