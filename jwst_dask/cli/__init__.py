@@ -56,6 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("jwst-dask: interrupted", file=sys.stderr)
         return 130
+    finally:
+        from jwst_dask import cluster
+
+        # an embedded cluster this command started is closed before the interpreter exits (its
+        # shutdown at exit races with the release of the last results and warns of lost tasks)
+        cluster.close_local_cluster()
 
 
 if __name__ == "__main__":  # pragma: no cover
