@@ -22,10 +22,12 @@ bounds the wait for a scheduler given by address.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -232,12 +234,58 @@ def compute(*collections: Any, progress: bool | None = None, scheduler: str | No
             for future in flatten(futures):  # the results are the caller's now: let the cluster forget them
                 future.release()
     get = dask.base.get_scheduler(scheduler=chosen) if local else dask.threaded.get
-    if progress:
-        from dask.diagnostics import ProgressBar
+    with _local_priorities(priorities):
+        if progress:
+            from dask.diagnostics import ProgressBar
 
-        with ProgressBar(out=sys.stderr):
-            return repack(get(dsk, keys))
-    return repack(get(dsk, keys))
+            with ProgressBar(out=sys.stderr):
+                return repack(get(dsk, keys))
+        return repack(get(dsk, keys))
+
+
+_PRIORITIES: list[dict] = []  # priorities of the graphs cluster.compute is running locally
+_PRIORITIES_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _local_priorities(priorities: dict):
+    """Make Dask's local schedulers run the fused graph in ``priorities`` order.
+
+    Dask's local schedulers (threads, processes, synchronous) order a graph with
+    ``dask.order.order`` and take no priorities; this wraps the ``order`` they call so that a
+    graph whose keys are exactly those of ``priorities`` gets them (any other graph, e.g. one a
+    task computes inside, is ordered as usual). When that hook is not there, Dask orders the
+    fused graph itself: the same products, a higher memory peak.
+    """
+    import dask.local
+
+    with _PRIORITIES_LOCK:
+        hooked = callable(getattr(dask.local, "order", None))
+        if hooked:
+            if not isinstance(dask.local.order, _OrderWithPriorities):
+                dask.local.order = _OrderWithPriorities(dask.local.order)
+            _PRIORITIES.append(priorities)
+    try:
+        yield
+    finally:
+        if hooked:
+            with _PRIORITIES_LOCK:
+                _PRIORITIES.remove(priorities)
+
+
+class _OrderWithPriorities:
+    """``dask.order.order`` unless the graph is one :func:`compute` gave priorities for."""
+
+    def __init__(self, order):
+        self.order = order
+
+    def __call__(self, dsk, *args, **kwargs):
+        with _PRIORITIES_LOCK:
+            known = list(_PRIORITIES)
+        for priorities in known:
+            if len(priorities) == len(dsk) and all(k in priorities for k in dsk):
+                return priorities
+        return self.order(dsk, *args, **kwargs)
 
 
 def _submit(client, dsk: dict, keys: list, priorities: dict):

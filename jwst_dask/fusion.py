@@ -32,7 +32,7 @@ from collections import defaultdict
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
-__all__ = ["cheap", "fuse_exclusive", "fused_graph", "stripe_of"]
+__all__ = ["cheap", "fuse_exclusive", "fused_graph", "stripe_of", "sweep_order"]
 
 
 def stripe_of(key: Hashable) -> tuple | None:
@@ -104,10 +104,67 @@ def fuse_exclusive(dsk: Mapping[Hashable, Any], keys: set) -> tuple[dict[Hashabl
     out: dict[Hashable, Any] = {}
     for root, tasks in members.items():
         out[root] = tasks[0] if len(tasks) == 1 else Task.fuse(*tasks, key=root)
-    # each group keeps the place Dask's order gave its output in the unfused graph: ordering the
-    # fused graph afresh loses the structure inside the groups, and measured to hold more blocks
-    # at once (the calibrated ramps of several exposures waiting for ramp fitting)
-    return out, {root: priorities[root] for root in members}
+    return out, sweep_order(DependenciesMapping(out), priorities)
+
+
+def sweep_order(dependencies: Mapping[Hashable, Any], rank: Mapping[Hashable, int]) -> dict[Hashable, int]:
+    """Priorities (lower runs first) that finish one output before starting the inputs of the next.
+
+    A depth-first walk from the outputs (tasks nothing depends on) numbers every task once all its
+    inputs are numbered. Of a task's inputs it enters next the one whose own inputs are most
+    nearly all numbered already; ties go to the lowest place along the stripes, then to ``rank``
+    (Dask's order of the unfused graph). On a stripe-fused graph this sweeps the stripes from the
+    first to the last, each stripe's writes right after the tasks they need and a neighbour's halo
+    read just before it is used, one exposure after another. Dask's order (of the fused graph, or
+    of the unfused one at the groups' outputs) started in the middle of the frame, left the edge
+    stripes to the end and interleaved exposures, holding several exposures' blocks at once.
+    """
+    users: set = set()
+    for deps in dependencies.values():
+        users.update(deps)
+    order: dict[Hashable, int] = {}
+
+    # where a task lies along the stripes: its own stripe when one of its inputs shares it (or it
+    # has no placed input), else the lowest place of its inputs: the partial sums of a tree
+    # reduction, whose block index counts partial sums, not stripes, lie where their inputs do
+    place: dict[Hashable, tuple] = {}
+    for key in sorted(dependencies, key=rank.__getitem__):  # Dask's order: inputs first
+        own = stripe_of(key)
+        inputs = [place[d] for d in dependencies[key] if d in place]
+        if own is not None and (not inputs or any(stripe_of(d) == own for d in dependencies[key])):
+            place[key] = own
+        elif inputs:
+            place[key] = min(inputs)
+
+    def readiness(key: Hashable) -> tuple:
+        deps = dependencies[key]
+        done = sum(1 for d in deps if d in order)
+        return (-(done / len(deps)) if deps else -1.0, place.get(key, ()), rank[key])
+
+    def pick(pending: list) -> Hashable | None:
+        pending[:] = [d for d in pending if d not in order and d not in entered]
+        if not pending:
+            return None
+        if len(pending) > _GREEDY_LIMIT:  # many inputs: plain rank order (each pick stays cheap)
+            return min(pending, key=rank.__getitem__)
+        return min(pending, key=readiness)
+
+    for top in sorted((k for k in dependencies if k not in users), key=rank.__getitem__):
+        entered = {top}
+        stack = [(top, list(dependencies[top]))]
+        while stack:
+            node, pending = stack[-1]
+            dep = pick(pending)
+            if dep is None:
+                stack.pop()
+                order[node] = len(order)
+            else:
+                entered.add(dep)
+                stack.append((dep, list(dependencies[dep])))
+    return order
+
+
+_GREEDY_LIMIT = 256  # inputs of one task above which sweep_order takes them in rank order
 
 
 _SMALL = 1 << 20  # bytes: constants up to this size are copied into their users' tasks
@@ -170,6 +227,22 @@ def _may_join(s_key: tuple | None, s_root: tuple | None) -> bool:
     return s_key is None or s_key == s_root
 
 
+def _cull(dsk: dict, keys: list) -> dict:
+    """The tasks ``keys`` need. An optimised array graph may still hold layers no output uses
+    (e.g. a statistic's graph copied with its array): every scheduler would run them."""
+    from dask._task_spec import DependenciesMapping
+
+    dependencies = DependenciesMapping(dsk)
+    needed: set = set()
+    stack = list(keys)
+    while stack:
+        key = stack.pop()
+        if key not in needed:
+            needed.add(key)
+            stack.extend(dependencies[key])
+    return dsk if len(needed) == len(dsk) else {k: v for k, v in dsk.items() if k in needed}
+
+
 def fused_graph(*collections: Any) -> tuple[dict, list, Callable[[list], tuple], dict]:
     """The optimised, stripe-fused graph of ``collections``: ``(graph, keys, repack, priorities)``,
     where ``repack(results)`` turns the scheduler's results into what :func:`dask.compute` returns
@@ -185,6 +258,6 @@ def fused_graph(*collections: Any) -> tuple[dict, list, Callable[[list], tuple],
         return {}, [], lambda results: collections, {}
     expr = FinalizeCompute(collections_to_expr(found, True)).optimize()
     keys = list(flatten(expr.__dask_keys__()))
-    dsk = convert_legacy_graph(ensure_dict(expr.__dask_graph__()))
+    dsk = _cull(convert_legacy_graph(ensure_dict(expr.__dask_graph__())), keys)
     fused, priorities = fuse_exclusive(dsk, set(keys))
     return fused, keys, repack, priorities

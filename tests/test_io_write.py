@@ -204,3 +204,38 @@ def test_contiguous_region_offsets_match_numpy():
             runs += 1
             assert start == sub[0], key
     assert runs > 100
+
+
+def test_store_blocks_writes_each_stripe_of_an_exposure_in_one_task(tmp_path):
+    """The block writes of one label's arrays that cover the same stripe (and the same chunk of a
+    split leading axis) are one task; every value lands where numpy indexing puts it."""
+    from jwst_dask.io.fits_write import FitsBlockTarget, store_blocks
+
+    rng = np.random.default_rng(5)
+    rate = rng.normal(size=(12, 10)).astype(np.float32)
+    ints = rng.normal(size=(6, 12, 10)).astype(np.float32)
+    dq = rng.integers(0, 2**31, size=(12, 10)).astype(np.uint32)
+    sources = [
+        da.from_array(rate, chunks=(4, 10)),  # 3 stripes
+        da.from_array(dq, chunks=(4, 10)),
+        da.from_array(ints, chunks=(3, 4, 10)),  # 2 integration chunks x 3 stripes
+        da.from_array(rate.astype(np.float64), chunks=(4, 5)),  # another exposure, 3 x 2 tiles
+    ]
+    paths = [tmp_path / f"a{i}.bin" for i in range(len(sources))]
+    targets = []
+    for path, src in zip(paths, sources, strict=True):
+        dtype = np.dtype(np.float32) if src.dtype == np.float64 else src.dtype  # cast on write
+        path.write_bytes(b"\0" * (src.size * dtype.itemsize))
+        targets.append(FitsBlockTarget(str(path), 0, src.shape, dtype.str))
+
+    delayed = store_blocks(sources, targets, labels=["x", "x", "x", "y"])
+
+    writes = [k for k in delayed.dask if isinstance(k, tuple) and str(k[0]).startswith("store-stripe")]
+    # x: rate + dq share 3 stripe tasks, the cube's 2 x 3 blocks are 6 more; y: 6 tiles
+    assert len(writes) == 3 + 6 + 6
+    dask.compute(delayed, scheduler="sync")
+    assert np.array_equal(np.fromfile(paths[0], ">f4").reshape(12, 10), rate)
+    # FITS unsigned: the sign bit flipped, stored big-endian
+    assert np.array_equal(np.fromfile(paths[1], ">u4").reshape(12, 10) ^ np.uint32(1 << 31), dq)
+    assert np.array_equal(np.fromfile(paths[2], ">f4").reshape(6, 12, 10), ints)
+    assert np.array_equal(np.fromfile(paths[3], ">f4").reshape(12, 10), rate)

@@ -5,9 +5,10 @@ refpix's reference-pixel signals and jump's frame-wide tables are computed in pa
 instead of the whole exposure. Checked on the graph structure of small two-pass graphs, and by running
 calwebb_tso1 on a small time series (SUB64P, 120 integrations, so that jump runs in sigma-clip
 mode) cut into 16 tiles, summing the 4-D blocks held after every task. The tasks run one at a
-time in Dask's priority order, as a distributed worker runs them. The same run with one-pass
-statistics (the former graph) is the control: it holds the whole exposure, and its products must
-be identical.
+time in the fused graph's priority order (:func:`jwst_dask.fusion.sweep_order`), as a distributed
+worker runs them; and the products are written on an embedded cluster, whose scheduler counts the
+bytes held. The same runs with one-pass statistics (the former graph) are the control: they hold
+the whole exposure, and their products must be identical.
 """
 
 from __future__ import annotations
@@ -149,11 +150,6 @@ def _run_tso1(uncal):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (issue 4, TSO memory): in the order the fused graph runs, the 16-tile exposure holds "
-    "about 13 tiles at once; see docs/benchmarks.md, 'TSO memory'",
-)
 def test_tso1_holds_a_few_tiles_not_the_exposure(sims):
     uncal = sims.get("nircam-tso", nints=NINTS, ngroups=NGROUPS)
     exposure = NINTS * NGROUPS * SIZE * SIZE * 4  # the float32 ramp
@@ -170,3 +166,68 @@ def test_tso1_holds_a_few_tiles_not_the_exposure(sims):
     for name in control:
         np.testing.assert_array_equal(streamed[name], control[name], err_msg=name)
     assert np.isfinite(streamed["rate.SCI"]).mean() > 0.9
+
+
+class _HeldBytes:
+    """A scheduler plugin: the peak of the bytes held in worker memory, summed over tasks."""
+
+    name = "jwst-dask-held-bytes"
+
+    def __init__(self):
+        self.now = self.peak = 0
+
+    async def start(self, scheduler):
+        self.scheduler = scheduler
+
+    def transition(self, key, start, finish, *args, **kwargs):
+        ts = self.scheduler.tasks.get(key)
+        nbytes = max(ts.nbytes, 0) if ts is not None else 0
+        if finish == "memory":
+            self.now += nbytes
+        elif start == "memory":
+            self.now -= nbytes
+        self.peak = max(self.peak, self.now)
+
+
+@pytest.mark.slow
+def test_tso1_streams_on_the_embedded_cluster(sims, tmp_path):
+    """The default path (`jwst-dask run`): products written from the fused graph, submitted with
+    the sweep priorities to the embedded cluster (one worker, two threads, in this process), hold
+    a few tiles at a time, not the exposure."""
+    from distributed import Client, LocalCluster
+    from distributed.diagnostics.plugin import SchedulerPlugin
+
+    from jwst_dask.io import open_product, write_products
+    from jwst_dask.pipelines import Tso1Pipeline
+
+    uncal = sims.get("nircam-tso", nints=NINTS, ngroups=NGROUPS)
+    exposure = NINTS * NGROUPS * SIZE * SIZE * 4
+
+    def peak_of(out_dir):
+        out_dir.mkdir()
+        pipe = Tso1Pipeline()
+        pipe.input_chunks = {"y": SIZE, "x": TILE_X}
+        products = pipe.run_all(str(uncal))
+        items = [(products[s], out_dir / f"x_{s}.fits") for s in ("rate", "rateints")]
+        with (
+            LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as lc,
+            Client(lc) as client,
+        ):
+            client.register_plugin(type("HeldBytes", (_HeldBytes, SchedulerPlugin), {})())
+            write_products(items, compute=False).compute()
+            return client.run_on_scheduler(
+                lambda dask_scheduler: dask_scheduler.plugins[_HeldBytes.name].peak
+            )
+
+    peak = peak_of(tmp_path / "streamed")
+    with dask.config.set({_two_pass.CONFIG_KEY: False}):  # the one-pass graph
+        control = peak_of(tmp_path / "control")
+
+    # two threads each sweep a stripe with its neighbours' halos: about 8 of the 16 tiles
+    assert control >= exposure, f"the control holds {control / exposure:.2f} of the exposure"
+    assert 0 < peak <= 0.6 * exposure, f"held {peak / exposure:.2f} of the exposure"
+    streamed = open_product(tmp_path / "streamed" / "x_rate.fits")["SCI"].values
+    assert np.array_equal(
+        streamed, open_product(tmp_path / "control" / "x_rate.fits")["SCI"].values, equal_nan=True
+    )
+    assert streamed.shape == (SIZE, SIZE) and np.isfinite(streamed).mean() > 0.9

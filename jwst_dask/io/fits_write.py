@@ -46,7 +46,8 @@ import math
 import os
 import uuid
 import warnings
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,7 @@ import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
+from dask.delayed import Delayed
 
 from jwst_dask.errors import InputFileError, JwstDaskError
 from jwst_dask.io import _common, asdf_tree
@@ -62,7 +64,7 @@ from jwst_dask.io.naming import suffix_of
 from jwst_dask.io.schema import ModelLayout, model_for_suffix, model_layout
 from jwst_dask.meta import get_path, set_path
 
-__all__ = ["FitsBlockTarget", "PendingWrite", "write_product", "write_products"]
+__all__ = ["FitsBlockTarget", "PendingWrite", "store_blocks", "write_product", "write_products"]
 
 _BLOCK = 2880
 
@@ -141,6 +143,60 @@ def _contiguous_start(key: Any, shape: tuple[int, ...], value_shape: tuple[int, 
     for i, n in enumerate(shape):
         offset = offset * n + (starts[i][0] if i <= last else 0)
     return offset
+
+
+def store_blocks(
+    sources: list[da.Array], targets: list[FitsBlockTarget], labels: list[Hashable] | None = None
+) -> Delayed:
+    """One Delayed that writes every block of every source into its target.
+
+    Unlike ``da.store`` (one task per block of each array), the blocks of the arrays of one
+    ``label`` (one exposure: its ``_rate`` and ``_rateints`` arrays) that cover the same pixel
+    stripe (the last two block indices) and the same blocks of any further axis split in several
+    chunks (an integration chunk of a time series) are written by one task: the ten image arrays
+    of a stripe are one task, not ten, and stripe fusion (:mod:`jwst_dask.fusion`) can run that
+    stripe's chain, from the raw read to the writes, as one task. Without labels every source is
+    its own label.
+    """
+    from dask.base import tokenize
+    from dask.highlevelgraph import HighLevelGraph
+
+    name = "store-stripe-" + tokenize(*(s.name for s in sources), *(repr(t) for t in targets))
+    groups: dict[tuple, list] = defaultdict(list)
+    labels = list(range(len(sources))) if labels is None else list(labels)
+    for n, (src, tgt, label) in enumerate(zip(sources, targets, labels, strict=True)):
+        if src.shape != tgt.shape:
+            raise JwstDaskError(f"{tgt!r}: the array to write has shape {src.shape}")
+        starts = [np.concatenate([[0], np.cumsum(c)]).astype(int) for c in src.chunks]
+        for idx in np.ndindex(*src.numblocks):
+            region = tuple(slice(int(s[i]), int(s[i + 1])) for s, i in zip(starts, idx))
+            if src.ndim >= 2:  # leading axes split in chunks count; a single chunk does not
+                lead = tuple(i for d, i in enumerate(idx[:-2]) if src.numblocks[d] > 1)
+                gkey = (label, lead, *idx[-2:])
+            else:
+                gkey = (("flat", n, idx), (), 0, 0)
+            groups[gkey].append((tgt, region, (src.name, *idx)))
+    layer: dict = {}
+    for g, (gkey, writes) in enumerate(groups.items()):
+        layer[(name, g, *gkey[2:])] = (
+            _write_blocks,
+            [t for t, _, _ in writes],
+            [r for _, r, _ in writes],
+            [k for _, _, k in writes],
+        )
+    done = "store-done-" + name.removeprefix("store-stripe-")
+    layer[done] = (_done, list(k for k in layer))
+    graph = HighLevelGraph.from_collections(done, layer, dependencies=sources)
+    return Delayed(done, graph)
+
+
+def _write_blocks(targets: list[FitsBlockTarget], regions: list[tuple], blocks: list[np.ndarray]) -> None:
+    for target, region, block in zip(targets, regions, blocks, strict=True):
+        target[region] = block
+
+
+def _done(_results: list) -> None:
+    return None
 
 
 def _disk_dtype(dtype: np.dtype) -> np.dtype:
@@ -222,8 +278,9 @@ def write_products(
     pending = PendingWrite(delayed=None)
     sources: list[da.Array] = []
     targets: list[FitsBlockTarget] = []
+    labels: list[Hashable] = []
     try:
-        for ds, path in items:
+        for n, (ds, path) in enumerate(items):
             final = Path(path).absolute()
             if final.exists() and not overwrite:
                 raise InputFileError(f"{final}: exists and overwrite is False")
@@ -234,7 +291,9 @@ def write_products(
             src, tgt = _presize(ds, tmp, final.name)
             sources += src
             targets += tgt
-        pending.delayed = da.store(sources, targets, lock=False, compute=False) if sources else None
+            # the products of one exposure (same input file) share their block-write tasks
+            labels += [get_path(ds.attrs.get("meta") or {}, "filename") or n] * len(src)
+        pending.delayed = store_blocks(sources, targets, labels) if sources else None
     except BaseException:
         pending.abort()
         raise
@@ -424,10 +483,8 @@ def _presize(ds: xr.Dataset, tmp: Path, final_name: str) -> tuple[list[da.Array]
                 if nbytes == 0:
                     continue
                 data = var.data
-                src = data if isinstance(data, da.Array) else da.from_array(np.asarray(data))
-                if src.dtype != dtype:
-                    src = src.astype(dtype)
-                sources.append(src)
+                # the target casts each block to ``dtype`` as it writes it (no cast task per block)
+                sources.append(data if isinstance(data, da.Array) else da.from_array(np.asarray(data)))
                 targets.append(FitsBlockTarget(str(tmp), offset, shape, dtype.str, fresh=True))
             for ext, cols in tables.items():
                 f.write(_hdu_bytes(_table_hdu(ds, ext, cols, layout, headers[ext])))
