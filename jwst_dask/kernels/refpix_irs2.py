@@ -191,12 +191,10 @@ class Irs2Layout:
         """Detector row of science columns ``x``."""
         return x if detector == "NRS1" else self.ny - 1 - x
 
-    def science_reference_rows(self) -> np.ndarray:
-        """Science rows holding reference data: every interleaved reference read and the whole
-        reference output, for both detectors (sorted)."""
-        rows = set(np.flatnonzero(~self.science_normal_rows("NRS1")).tolist())
-        rows |= set(np.flatnonzero(~self.science_normal_rows("NRS2")).tolist())
-        return np.array(sorted(rows), dtype=np.int64)
+    def science_reference_rows(self, detector: str) -> np.ndarray:
+        """Science rows holding reference data (sorted): the reference output and every
+        interleaved reference read."""
+        return np.flatnonzero(~self.science_normal_rows(detector))
 
     def pair_starts(self) -> np.ndarray:
         """First science row of every pair of reference reads checked for intermittent badness:
