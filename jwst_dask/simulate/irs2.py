@@ -37,6 +37,7 @@ __all__ = [
     "bad_reference_rows",
     "drift_model",
     "refpix_coefficients",
+    "saturating_pixels",
 ]
 
 IRS2_READPATTS = ("NRSIRS2", "NRSIRS2RAPID")
@@ -76,6 +77,14 @@ def bad_reference_rows(layout: Irs2Layout, detector: str) -> dict[str, np.ndarra
     dq_cols = [3 * layout.sector + first + 5 * period, 3 * layout.sector + first + 5 * period + 1]
     noisy = [2 * layout.sector + first + 11 * period, 2 * layout.sector + first + 11 * period + 1]
     return {"mask": to_sci(mask_cols), "dq_table": to_sci(dq_cols), "noisy": to_sci(noisy)}
+
+
+def saturating_pixels(layout: Irs2Layout, detector: str) -> tuple[np.ndarray, np.ndarray]:
+    """(y, x) of the simulated pixels that saturate in the second group: normal pixels just before
+    a block of interleaved reference rows (their grown flags must skip the reference rows)."""
+    normal = layout.science_normal_rows(detector)
+    before_ref = np.flatnonzero(normal[:-1] & ~normal[1:])
+    return before_ref[[5, 40, 90]], np.array([1000, 1500, 300])
 
 
 def _signal_free(layout: Irs2Layout, detector: str) -> tuple[np.ndarray, np.ndarray]:
@@ -148,6 +157,7 @@ def simulate_irs2(
     rate = rng.uniform(2.0, 10.0, t.shape)
     rate[free_rows, :] = 0.0
     rate[:, free_cols] = 0.0
+    rate[saturating_pixels(layout, detector)] = 30000.0  # saturate in the second group
     params = _drift_params(nints, ngroups, rng)
     refout = np.zeros(layout.width, bool)
     ref_out_rows = (
