@@ -52,9 +52,8 @@ def test_fit_line_matches_numpy_least_squares():
 
 def test_cosine_fill_recovers_a_smooth_signal_in_the_gaps():
     n = 20000
-    truth = 50 + 10 * np.sin(
-        2 * np.pi * np.arange(n) / 4000
-    )  # periodic: the fill wraps around.astype(np.float32)
+    # periodic over n: the fill wraps around
+    truth = (50 + 10 * np.sin(2 * np.pi * np.arange(n) / 4000)).astype(np.float32)
     s = truth.copy()
     gaps = np.zeros(n, bool)
     gaps[::9] = True
