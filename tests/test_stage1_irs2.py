@@ -5,6 +5,7 @@ official pipeline (dq_init, saturation, superbias, refpix) on the same exposure 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import _official
 import dask
@@ -46,21 +47,43 @@ def sims(tmp_path_factory):
     return _Sims(tmp_path_factory.mktemp("irs2"))
 
 
-def _chain(uncal, refs, **refpix):
+def _chain(uncal, refs=None):
+    """dq_init, saturation, superbias on ``uncal`` and then refpix; with ``refs`` as overrides,
+    else the references CRDS selects."""
+
+    def over(reftype):
+        return {f"override_{reftype}": str(refs[reftype])} if refs else {}
+
     r = to_ramp(open_product(uncal))
     before = [
-        DQInitStep(override_mask=str(refs["mask"]), propagate_do_not_use=True),
-        SaturationStep(override_saturation=str(refs["saturation"])),
-        SuperBiasStep(override_superbias=str(refs["superbias"])),
+        DQInitStep(propagate_do_not_use=True, **over("mask")),
+        SaturationStep(**over("saturation")),
+        SuperBiasStep(**over("superbias")),
     ]
     for step in before:
         r = step.run(r)
-    return r, RefPixStep(override_refpix=str(refs["refpix"]), **refpix).run(r)
+    return r, RefPixStep(**over("refpix")).run(r)
 
 
-def test_irs2_drift_removed_and_reference_rows_trimmed(sims):
+def test_irs2_reference_selection(sims, project_cache):
+    from jwst_dask.refs import best_references
+
+    uncal, _ = sims.get("NRS1")
+    meta = open_product(uncal).attrs["meta"]
+    got = best_references(meta, ["refpix", "mask", "superbias", "saturation"])
+    assert Path(got["refpix"]).name == "jwst_nirspec_refpix_0001.fits"
+    assert fits.getdata(got["mask"], "DQ").shape == (3200, 2048)  # IRS2 layout
+    assert fits.getdata(got["superbias"], "SCI").shape == (3200, 2048)
+    assert fits.getdata(got["saturation"], "SCI").shape == (2048, 2048)
+    traditional = {**meta, "exposure": {**meta["exposure"], "readpatt": "NRSRAPID"}}
+    assert best_references(traditional, ["refpix"]) == {"refpix": "N/A"}
+    nircam = {**meta, "instrument": {"name": "NIRCAM", "detector": "NRCA1", "filter": "F200W"}}
+    assert best_references(nircam, ["refpix"]) == {"refpix": "N/A"}
+
+
+def test_irs2_drift_removed_and_reference_rows_trimmed(sims, project_cache):
     uncal, refs = sims.get("NRS1")
-    pre, out = _chain(uncal, refs)
+    pre, out = _chain(uncal)  # the CRDS-selected references: the same files as ``refs``
     assert out.sizes["y"] == 2048 and out.sizes["x"] == 2048
     assert out.attrs["meta"]["cal_step"]["refpix"] == "COMPLETE"
     assert out.attrs["meta"]["subarray"]["ysize"] == 2048
@@ -130,9 +153,7 @@ def test_irs2_bad_input(tmp_path):
         RefPixStep(override_refpix=str(short), preserve_irs2_refpix=True).run(ramp)
 
 
-OFFICIAL_SCRIPT = (
-    _official.SCRIPT_PREAMBLE
-    + r"""
+OFFICIAL_SCRIPT = r"""
 import sys, json
 import numpy as np
 from jwst.dq_init import DQInitStep
@@ -141,12 +162,13 @@ from jwst.superbias import SuperBiasStep
 from jwst.refpix import RefPixStep
 refs = json.loads(sys.argv[2])
 m = DQInitStep.call(sys.argv[1], override_mask=refs["mask"])
-m = SaturationStep.call(m, override_saturation=refs["saturation"], use_readpatt=False)
+m = SaturationStep.call(
+    m, override_saturation=refs["saturation"], override_superbias=refs["superbias"], use_readpatt=False
+)
 m = SuperBiasStep.call(m, override_superbias=refs["superbias"])
 m = RefPixStep.call(m, override_refpix=refs["refpix"])
 np.savez(sys.argv[3], SCI=m.data, GROUPDQ=m.groupdq, PIXELDQ=m.pixeldq, status=m.meta.cal_step.refpix)
 """
-)
 
 
 @pytest.mark.slow
@@ -157,7 +179,10 @@ def test_irs2_parity_with_official(sims, tmp_path, detector):
     script = tmp_path / "official_irs2.py"
     script.write_text(OFFICIAL_SCRIPT)
     refs_json = json.dumps({k: str(v) for k, v in refs.items()})
-    _official.run_official([str(script), str(uncal), refs_json, str(tmp_path / "off.npz")], timeout=900)
+    env = _official.offline_crds_env(tmp_path / "crds", with_mappings=True)
+    _official.run_official(
+        [str(script), str(uncal), refs_json, str(tmp_path / "off.npz")], timeout=900, env=env
+    )
     expected = np.load(tmp_path / "off.npz")
     assert str(expected["status"]) == "COMPLETE"
     _, out = _chain(uncal, refs)

@@ -38,6 +38,8 @@ __all__ = [
     "drift_model",
     "refpix_coefficients",
     "saturating_pixels",
+    "build_irs2_reference",
+    "IRS2_REFTYPES",
 ]
 
 IRS2_READPATTS = ("NRSIRS2", "NRSIRS2RAPID")
@@ -293,54 +295,86 @@ def _interleave(c: np.ndarray) -> np.ndarray:
     return out
 
 
-def irs2_references(outdir: str | Path, detector: str = "NRS1", readpatt: str = "NRSIRS2RAPID") -> dict:
-    """Write the MASK, SUPERBIAS (IRS2 layout, 3200 x 2048), SATURATION (2048 x 2048) and REFPIX
-    references of the simulated IRS2 detector into ``outdir``; returns ``{reftype: path}``."""
+def _build(reftype: str, detector: str, readpatt: str, path: Path) -> None:
     from jwst_dask.simulate.references import _dq_def, _image, _table, _write_fits
 
-    outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
     layout = Irs2Layout()
-    det = detector.lower()
-    paths = {}
     normal = layout.science_normal_rows(detector)
-    free_rows, free_cols = _signal_free(layout, detector)
-    dq = np.zeros((layout.width, layout.ny), np.uint32)
-    dq[~normal, :] |= FLAGS["REFERENCE_PIXEL"]
-    dq[free_rows & normal, :] |= FLAGS["REFERENCE_PIXEL"]
-    dq[:, free_cols] |= FLAGS["REFERENCE_PIXEL"]
-    bad = bad_reference_rows(layout, detector)
-    dq[bad["mask"], :] |= FLAGS["BAD_REF_PIXEL"]
-    rng = np.random.default_rng([0, 3])
-    hot_y = rng.choice(np.flatnonzero(normal & ~free_rows), 30, replace=False)
-    hot_x = rng.integers(4, layout.ny - 4, 30)
-    dq[hot_y, hot_x] |= FLAGS["DO_NOT_USE"] | FLAGS["HOT"]
-    p = outdir / f"jwst_nirspec_mask_irs2_{det}.fits"
-    _write_fits(p, _header("mask", detector, readpatt, "IRS2 bad pixel mask", "MaskModel"), [
-        _image(dq, "DQ"), _dq_def()])  # fmt: skip
-    paths["mask"] = p
-    bias = _bias(layout, np.random.default_rng([0, 1, 2]))
-    p = outdir / f"jwst_nirspec_superbias_irs2_{det}.fits"
-    _write_fits(p, _header("superbias", detector, readpatt, "IRS2 superbias", "SuperBiasModel"), [
-        _image(bias, "SCI", "DN"), _image(np.full(bias.shape, 2.0, np.float32), "ERR", "DN"),
-        _image(np.zeros(bias.shape, np.uint32), "DQ"), _dq_def()])  # fmt: skip
-    paths["superbias"] = p
-    sat = np.full((layout.ny, layout.ny), _SAT, np.float32)
-    sat[100, 200] = np.nan
-    p = outdir / f"jwst_nirspec_saturation_{det}.fits"
-    _write_fits(p, _header("saturation", detector, None, "saturation", "SaturationModel"), [
-        _image(sat, "SCI", "DN"), _image(np.zeros(sat.shape, np.uint32), "DQ"), _dq_def()])  # fmt: skip
-    paths["saturation"] = p
-    alpha, beta = refpix_coefficients(layout)
-    cols = {f"ALPHA_{k}": _interleave(alpha[k]) for k in range(4)}
-    cols.update({f"BETA_{k}": _interleave(beta[k]) for k in range(4)})
-    dqtab = {
-        "OUTPUT": np.array([1, 1, 2, 2, 3, 3, 4, 4], np.int16),
-        "ODD_EVEN": np.array([1, 2, 1, 2, 1, 2, 1, 2], np.int16),
-        "MASK": np.array([0, 0, 0, 0, 1 << 5, 0, 0, 0], np.uint32),
-    }
-    p = outdir / f"jwst_nirspec_refpix_{det}.fits"
-    _write_fits(p, _header("refpix", detector, readpatt, "IRS2 refpix coefficients", "IRS2Model"), [
-        _table(cols, "IRS2"), _table(dqtab, "DQ")])  # fmt: skip
-    paths["refpix"] = p
+    if reftype == "mask":
+        free_rows, free_cols = _signal_free(layout, detector)
+        dq = np.zeros((layout.width, layout.ny), np.uint32)
+        dq[~normal, :] |= FLAGS["REFERENCE_PIXEL"]
+        dq[free_rows & normal, :] |= FLAGS["REFERENCE_PIXEL"]
+        dq[:, free_cols] |= FLAGS["REFERENCE_PIXEL"]
+        dq[bad_reference_rows(layout, detector)["mask"], :] |= FLAGS["BAD_REF_PIXEL"]
+        rng = np.random.default_rng([0, 3])
+        hot_y = rng.choice(np.flatnonzero(normal & ~free_rows), 30, replace=False)
+        hot_x = rng.integers(4, layout.ny - 4, 30)
+        dq[hot_y, hot_x] |= FLAGS["DO_NOT_USE"] | FLAGS["HOT"]
+        header = _header("mask", detector, readpatt, "IRS2 bad pixel mask", "MaskModel")
+        hdus = [_image(dq, "DQ"), _dq_def()]
+    elif reftype == "superbias":
+        bias = _bias(layout, np.random.default_rng([0, 1, 2]))
+        header = _header("superbias", detector, readpatt, "IRS2 superbias", "SuperBiasModel")
+        err = np.full(bias.shape, 2.0, np.float32)
+        hdus = [
+            _image(bias, "SCI", "DN"),
+            _image(err, "ERR", "DN"),
+            _image(np.zeros(bias.shape, np.uint32), "DQ"),
+        ]
+        hdus.append(_dq_def())
+    elif reftype == "saturation":
+        sat = np.full((layout.ny, layout.ny), _SAT, np.float32)
+        sat[100, 200] = np.nan
+        header = _header("saturation", detector, None, "saturation", "SaturationModel")
+        hdus = [_image(sat, "SCI", "DN"), _image(np.zeros(sat.shape, np.uint32), "DQ"), _dq_def()]
+    elif reftype == "refpix":
+        alpha, beta = refpix_coefficients(layout)
+        cols = {f"ALPHA_{k}": _interleave(alpha[k]) for k in range(4)}
+        cols.update({f"BETA_{k}": _interleave(beta[k]) for k in range(4)})
+        dqtab = {
+            "OUTPUT": np.array([1, 1, 2, 2, 3, 3, 4, 4], np.int16),
+            "ODD_EVEN": np.array([1, 2, 1, 2, 1, 2, 1, 2], np.int16),
+            "MASK": np.array([0, 0, 0, 0, 1 << 5, 0, 0, 0], np.uint32),
+        }
+        header = _header("refpix", detector, readpatt, "IRS2 refpix coefficients", "IRS2Model")
+        hdus = [_table(cols, "IRS2"), _table(dqtab, "DQ")]
+    else:
+        from jwst_dask.errors import ParameterError
+
+        raise ParameterError(
+            f"NIRSpec reference type {reftype!r} cannot be generated; known: {', '.join(IRS2_REFTYPES)}"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_fits(path, header, hdus)
+
+
+#: the NIRSpec reference types this module builds
+IRS2_REFTYPES = ("mask", "superbias", "saturation", "refpix")
+
+
+def build_irs2_reference(reftype: str, selection: dict[str, str], path: Path) -> None:
+    """Write the NIRSpec IRS2 ``reftype`` reference for a CRDS ``selection`` (META.* keys; the
+    detector NRS1/NRS2 and read pattern are taken from it) to ``path``."""
+
+    def first(key: str, default: str) -> str:
+        value = str(selection.get(key) or "")
+        parts = [p for p in value.split("|") if p and p.upper() not in ("ANY", "N/A")]
+        return parts[0].upper() if parts else default
+
+    detector = first("META.INSTRUMENT.DETECTOR", "NRS1")
+    readpatt = first("META.EXPOSURE.READPATT", "NRSIRS2RAPID")
+    _build(reftype.lower(), detector, readpatt, Path(path))
+
+
+def irs2_references(outdir: str | Path, detector: str = "NRS1", readpatt: str = "NRSIRS2RAPID") -> dict:
+    """Write the MASK, SUPERBIAS (IRS2 layout, 3200 x 2048), SATURATION (2048 x 2048) and REFPIX
+    references of the simulated IRS2 detector into ``outdir``; returns ``{reftype: path}``. (The
+    project's CRDS cache builds the same files through :func:`build_irs2_reference`.)"""
+    outdir = Path(outdir)
+    paths = {}
+    for reftype in IRS2_REFTYPES:
+        path = outdir / f"jwst_nirspec_{reftype}_irs2_{detector.lower()}.fits"
+        _build(reftype, detector, readpatt, path)
+        paths[reftype] = path
     return paths
