@@ -10,8 +10,8 @@ with every line that contains ``sha1sum`` removed).
 
 The rules cover the NIRCam (NRCA1) and MIRI imager (MIRIMAGE) observation modes the simulator
 produces (every reference type that stage 1, 2 and 3 imaging/TSO steps ask for), the NIRSpec IRS2
-stage-1 references (MASK, SUPERBIAS, SATURATION, REFPIX), and ``'N/A'`` for the types that do not
-apply (spectroscopic ``assign_wcs`` types, NIRSpec-only types, ...).
+stage-1 references (MASK, SUPERBIAS, SATURATION, REFPIX, GAIN, READNOISE), and ``'N/A'`` for the
+types that do not apply (spectroscopic ``assign_wcs`` types, NIRSpec-only types, ...).
 """
 
 from __future__ import annotations
@@ -111,9 +111,9 @@ NOT_APPLICABLE: dict[str, tuple[str, ...]] = {
 
 
 #: NIRSpec: only the IRS2 stage-1 references the simulator makes (MASK, SUPERBIAS, SATURATION,
-#: REFPIX); the other types are 'N/A' here (their steps skip)
+#: REFPIX, GAIN, READNOISE); the other types are 'N/A' here (their steps skip)
 NOT_APPLICABLE["NIRSPEC"] = (
-    "linearity", "dark", "gain", "readnoise", "ipc", "trapdensity", "persat", "trappars", "reset",
+    "linearity", "dark", "ipc", "trapdensity", "persat", "trappars", "reset",
     "rscd", "emicorr", "sirskernel", "flat", "photom", "area", "distortion", "filteroffset",
     "drizpars", "apcorr", "abvegaoffset", "tsophot", *_SHARED_NA,
 )  # fmt: skip
@@ -389,6 +389,16 @@ RULES: dict[str, dict[str, Rule]] = {
                 ("NRS1|NRS2", NRS_TRADITIONAL): "N/A",
             },
             text_descr="IRS2 Reference Pixel Coefficients",
+        ),
+        "gain": Rule(
+            (DETECTOR,),
+            {("NRS1",): _one(_nirspec("0001", "gain")), ("NRS2",): _one(_nirspec("0002", "gain"))},
+            text_descr="Gain",
+        ),
+        "readnoise": Rule(
+            (DETECTOR,),
+            {("NRS1",): _one(_nirspec("0001", "readnoise")), ("NRS2",): _one(_nirspec("0002", "readnoise"))},
+            text_descr="Read Noise",
         ),
     },
 }

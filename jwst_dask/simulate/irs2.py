@@ -40,6 +40,8 @@ __all__ = [
     "saturating_pixels",
     "build_irs2_reference",
     "IRS2_REFTYPES",
+    "PRESET",
+    "simulate_preset",
 ]
 
 IRS2_READPATTS = ("NRSIRS2", "NRSIRS2RAPID")
@@ -49,6 +51,7 @@ _BIAS = 12000.0
 _READ_NOISE = 4.0
 _DRIFT_PERIOD_FRAMES = 0.4  # sinusoid period, in frame times
 _SAT = 55000.0
+_GAIN = 1.0  # electrons/DN (GAIN reference; the ramps have read noise only)
 
 
 def read_times(layout: Irs2Layout, detector: str) -> np.ndarray:
@@ -200,6 +203,35 @@ def simulate_irs2(
     return path
 
 
+#: the preset name of :func:`simulate_preset` (``jwst-dask simulate nirspec-irs2``)
+PRESET = "nirspec-irs2"
+_PRESET_OPTIONS = {"ngroups", "nints", "readpatt", "cosmic_rays", "write_asn", "truth", "tile", "detector"}
+
+
+def simulate_preset(outdir: str | Path, *, seed: int = 0, **options) -> list[Path]:
+    """The ``nirspec-irs2`` preset of :func:`jwst_dask.simulate.simulate`: one NRS1 (or
+    ``detector``) full-frame IRS2 exposure, 4 groups and 1 integration unless ``ngroups``/``nints``
+    say otherwise; options of the imaging presets that do not apply (size, nexp, filter, ZEROFRAME,
+    noiseless) raise ParameterError. There are no cosmic rays."""
+    from jwst_dask.errors import ParameterError
+
+    defaults = {"noiseless": False, "zeroframe": False, "nexp": 1}
+    given = {k: v for k, v in options.items() if v is not None and defaults.get(k, object()) != v}
+    bad = sorted(set(given) - _PRESET_OPTIONS)
+    if bad:
+        raise ParameterError(f"simulate option(s) {', '.join(bad)} not supported by preset {PRESET}")
+    return [
+        simulate_irs2(
+            outdir,
+            seed=seed,
+            ngroups=int(given.get("ngroups", 4)),
+            nints=int(given.get("nints", 1)),
+            detector=str(given.get("detector", "NRS1")).upper(),
+            readpatt=str(given.get("readpatt", "NRSIRS2RAPID")).upper(),
+        )
+    ]
+
+
 def _meta(detector: str, readpatt: str, nints: int, ngroups: int, filename: str) -> dict:
     fast, slow = _AXES[detector]
     frame_time = 14.5889
@@ -339,6 +371,11 @@ def _build(reftype: str, detector: str, readpatt: str, path: Path) -> None:
         }
         header = _header("refpix", detector, readpatt, "IRS2 refpix coefficients", "IRS2Model")
         hdus = [_table(cols, "IRS2"), _table(dqtab, "DQ")]
+    elif reftype in ("gain", "readnoise"):
+        value, unit, model = (_GAIN, "electrons/DN", "GainModel") if reftype == "gain" else (
+            _READ_NOISE, "DN", "ReadnoiseModel")  # fmt: skip
+        header = _header(reftype, detector, None, reftype, model)
+        hdus = [_image(np.full((layout.ny, layout.ny), value, np.float32), "SCI", unit)]
     else:
         from jwst_dask.errors import ParameterError
 
@@ -350,7 +387,7 @@ def _build(reftype: str, detector: str, readpatt: str, path: Path) -> None:
 
 
 #: the NIRSpec reference types this module builds
-IRS2_REFTYPES = ("mask", "superbias", "saturation", "refpix")
+IRS2_REFTYPES = ("mask", "superbias", "saturation", "refpix", "gain", "readnoise")
 
 
 def build_irs2_reference(reftype: str, selection: dict[str, str], path: Path) -> None:
@@ -368,9 +405,10 @@ def build_irs2_reference(reftype: str, selection: dict[str, str], path: Path) ->
 
 
 def irs2_references(outdir: str | Path, detector: str = "NRS1", readpatt: str = "NRSIRS2RAPID") -> dict:
-    """Write the MASK, SUPERBIAS (IRS2 layout, 3200 x 2048), SATURATION (2048 x 2048) and REFPIX
-    references of the simulated IRS2 detector into ``outdir``; returns ``{reftype: path}``. (The
-    project's CRDS cache builds the same files through :func:`build_irs2_reference`.)"""
+    """Write the MASK, SUPERBIAS (IRS2 layout, 3200 x 2048), SATURATION, GAIN, READNOISE
+    (2048 x 2048) and REFPIX references of the simulated IRS2 detector into ``outdir``; returns
+    ``{reftype: path}``. (The project's CRDS cache builds the same files through
+    :func:`build_irs2_reference`.)"""
     outdir = Path(outdir)
     paths = {}
     for reftype in IRS2_REFTYPES:
