@@ -21,8 +21,8 @@ def crds_checksum(text: str) -> str:
 def test_mappings_present():
     names = {p.name for p in MAPPINGS}
     assert CONTEXT in names
-    assert {"jwst_nircam_0001.imap", "jwst_miri_0001.imap"} <= names
-    assert len(MAPPINGS) == 1 + 2 + sum(len(r) for r in RULES.values())
+    assert {"jwst_nircam_0001.imap", "jwst_miri_0001.imap", "jwst_nirspec_0001.imap"} <= names
+    assert len(MAPPINGS) == 1 + len(RULES) + sum(len(r) for r in RULES.values())
 
 
 @pytest.mark.parametrize("path", MAPPINGS, ids=lambda p: p.name)

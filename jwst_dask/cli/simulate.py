@@ -11,6 +11,7 @@ import time
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register the ``simulate`` sub-command."""
+    from jwst_dask.simulate.irs2 import PRESET as IRS2_PRESET
     from jwst_dask.simulate.presets import PRESETS
 
     p = subparsers.add_parser(
@@ -20,7 +21,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "(true rates, sources, cosmic rays, saturated pixels, pointing errors) and the level-2/3 "
         "associations.",
     )
-    p.add_argument("preset", choices=sorted(PRESETS), metavar="PRESET", help=", ".join(sorted(PRESETS)))
+    names = sorted([*PRESETS, IRS2_PRESET])
+    p.add_argument("preset", choices=names, metavar="PRESET", help=", ".join(names))
     p.add_argument("outdir", metavar="OUTDIR", help="output folder (created if needed)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--size", type=int, help="simulate only a SIZE x SIZE corner of the readout")

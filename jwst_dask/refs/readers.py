@@ -218,11 +218,18 @@ def _header_meta(header: fits.Header) -> dict:
     return meta
 
 
+_NIR_SIZE = 2048
+
+
 def _science_window(like: xr.Dataset) -> tuple[int, int, int, int, str]:
     """``(xstart, ystart, xsize, ysize, name)`` of the science subarray (1-based starts)."""
     sub = (like.attrs.get("meta") or {}).get("subarray") or {}
     xsize = int(sub.get("xsize") or like.sizes["x"])
     ysize = int(sub.get("ysize") or like.sizes["y"])
+    if max(like.sizes.get("y", 0), like.sizes.get("x", 0)) > _NIR_SIZE:
+        # NIRSpec IRS2: the subarray keywords describe the 2048 x 2048 normal pixels, the data (and
+        # IRS2 references) also hold the interleaved reference pixels
+        ysize, xsize = like.sizes["y"], like.sizes["x"]
     return int(sub.get("xstart") or 1), int(sub.get("ystart") or 1), xsize, ysize, str(sub.get("name", "?"))
 
 

@@ -9,8 +9,9 @@ ships) and the Match/UseAfter entries naming the reference files of the project'
 with every line that contains ``sha1sum`` removed).
 
 The rules cover the NIRCam (NRCA1) and MIRI imager (MIRIMAGE) observation modes the simulator
-produces, every reference type that stage 1, 2 and 3 imaging/TSO steps ask for, and ``'N/A'`` for
-the types that do not apply (spectroscopic ``assign_wcs`` types, NIRSpec-only types, ...).
+produces (every reference type that stage 1, 2 and 3 imaging/TSO steps ask for), the NIRSpec IRS2
+stage-1 references (MASK, SUPERBIAS, SATURATION, REFPIX, GAIN, READNOISE), and ``'N/A'`` for the
+types that do not apply (spectroscopic ``assign_wcs`` types, NIRSpec-only types, ...).
 """
 
 from __future__ import annotations
@@ -107,6 +108,22 @@ NOT_APPLICABLE: dict[str, tuple[str, ...]] = {
         *_SHARED_NA,
     ),
 }
+
+
+#: NIRSpec: only the IRS2 stage-1 references the simulator makes (MASK, SUPERBIAS, SATURATION,
+#: REFPIX, GAIN, READNOISE); the other types are 'N/A' here (their steps skip)
+NOT_APPLICABLE["NIRSPEC"] = (
+    "linearity", "dark", "ipc", "trapdensity", "persat", "trappars", "reset",
+    "rscd", "emicorr", "sirskernel", "flat", "photom", "area", "distortion", "filteroffset",
+    "drizpars", "apcorr", "abvegaoffset", "tsophot", *_SHARED_NA,
+)  # fmt: skip
+
+NRS_IRS2 = "NRSIRS2|NRSIRS2RAPID"
+NRS_TRADITIONAL = "NRSRAPID|NRS|NRSN16R4|NRSN32R8|NRSN8R2|NRSRAPIDD1|NRSRAPIDD2|NRSRAPIDD6"
+
+
+def _nirspec(n: str, reftype: str) -> str:
+    return f"jwst_nirspec_{reftype}_{n}.fits"
 
 
 def _nircam(n: str, reftype: str, ext: str = "fits") -> str:
@@ -335,6 +352,53 @@ RULES: dict[str, dict[str, Rule]] = {
             },
             file_ext=".asdf",
             text_descr="TSO Aperture Photometry Parameters",
+        ),
+    },
+    "NIRSPEC": {
+        "mask": Rule(
+            (DETECTOR, READPATT),
+            {
+                ("NRS1", NRS_IRS2): _one(_nirspec("0001", "mask")),
+                ("NRS2", NRS_IRS2): _one(_nirspec("0002", "mask")),
+                ("NRS1|NRS2", NRS_TRADITIONAL): "N/A",
+            },
+            text_descr="Bad Pixel Mask",
+        ),
+        "superbias": Rule(
+            (DETECTOR, READPATT, SUBARRAY),
+            {
+                ("NRS1", NRS_IRS2, "FULL"): _one(_nirspec("0001", "superbias")),
+                ("NRS2", NRS_IRS2, "FULL"): _one(_nirspec("0002", "superbias")),
+                ("NRS1|NRS2", NRS_TRADITIONAL, "ANY"): "N/A",
+            },
+            text_descr="Super Bias",
+        ),
+        "saturation": Rule(
+            (DETECTOR,),
+            {
+                ("NRS1",): _one(_nirspec("0001", "saturation")),
+                ("NRS2",): _one(_nirspec("0002", "saturation")),
+            },
+            text_descr="Saturation",
+        ),
+        "refpix": Rule(
+            (DETECTOR, READPATT),
+            {
+                ("NRS1", NRS_IRS2): _one(_nirspec("0001", "refpix")),
+                ("NRS2", NRS_IRS2): _one(_nirspec("0002", "refpix")),
+                ("NRS1|NRS2", NRS_TRADITIONAL): "N/A",
+            },
+            text_descr="IRS2 Reference Pixel Coefficients",
+        ),
+        "gain": Rule(
+            (DETECTOR,),
+            {("NRS1",): _one(_nirspec("0001", "gain")), ("NRS2",): _one(_nirspec("0002", "gain"))},
+            text_descr="Gain",
+        ),
+        "readnoise": Rule(
+            (DETECTOR,),
+            {("NRS1",): _one(_nirspec("0001", "readnoise")), ("NRS2",): _one(_nirspec("0002", "readnoise"))},
+            text_descr="Read Noise",
         ),
     },
 }

@@ -207,7 +207,11 @@ def simulate(preset: str, outdir, *, seed: int = 0, **options) -> list[Path]:
     scheduler, all exposures in one pass.
     """
     from jwst_dask.io import write_products
+    from jwst_dask.simulate import irs2
     from jwst_dask.simulate.truth import write_associations, write_truth
+
+    if preset == irs2.PRESET:
+        return irs2.simulate_preset(outdir, seed=seed, **options)
 
     outdir = Path(outdir)
     try:

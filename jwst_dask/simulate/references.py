@@ -266,6 +266,11 @@ def build_reference(reftype: str, selection: dict[str, str], path, *, useafter: 
         USEAFTER date (``YYYY-MM-DD[ hh:mm:ss]``); also selects the detector epoch for flats.
     """
     reftype = reftype.lower()
+    if str(selection.get("META.INSTRUMENT.NAME", "")).upper() == "NIRSPEC":
+        from jwst_dask.simulate.irs2 import build_irs2_reference
+
+        build_irs2_reference(reftype, selection, Path(path))
+        return
     builders = _builders()
     if reftype not in builders:
         raise ParameterError(f"reference type {reftype!r} cannot be generated; known: {', '.join(REFTYPES)}")

@@ -1,4 +1,5 @@
-"""refpix: remove bias drifts measured in the reference pixels (NIR and MIRI).
+"""refpix: remove bias drifts measured in the reference pixels (NIR, MIRI; NIRSpec IRS2 in
+:mod:`jwst_dask.steps.refpix_irs2`).
 
 Two passes, both lazy: (a) the reference statistics, computed from the reference strips only
 (the top/bottom rows and side columns of the frame, a small part of the graph) into a few numbers
@@ -16,6 +17,7 @@ import numpy as np
 import xarray as xr
 
 from jwst_dask.kernels import refpix as kern
+from jwst_dask.steps import refpix_irs2
 from jwst_dask.steps._two_pass import frame_statistic
 from jwst_dask.steps.base import Step
 from jwst_dask.steps.ramp_model import subarray_origin
@@ -173,7 +175,9 @@ def _miri_signals(left, left_dq, right, right_dq, odd_even_rows, siglimit):
 
 class RefPixStep(Step):
     """Subtract the reference-pixel bias drift per amplifier and parity, and the side-pixel
-    running median per row (NIR); MIRI left/right reference columns per row parity."""
+    running median per row (NIR); MIRI left/right reference columns per row parity; NIRSpec IRS2:
+    the Fourier-filtered interleaved reference pixels and reference output (REFPIX reference),
+    and the interleaved reference pixels removed from every array."""
 
     class_alias = "refpix"
     spec = """
@@ -182,25 +186,24 @@ class RefPixStep(Step):
         side_smoothing_length = integer(default=11)  # running-median window of the side signal (rows)
         side_gain = float(default=1.0)  # factor applied to the side signal before subtracting
         odd_even_rows = boolean(default=True)  # separate signals for even and odd rows (MIRI)
-        ovr_corr_mitigation_ftr = float(default=3.0)  # IRS2 only (not implemented)
-        preserve_irs2_refpix = boolean(default=False)  # IRS2 only (not implemented)
-        irs2_mean_subtraction = boolean(default=False)  # IRS2 only (not implemented)
+        ovr_corr_mitigation_ftr = float(default=3.0)  # IRS2: sigmas flagging a bad reference pair
+        preserve_irs2_refpix = boolean(default=False)  # IRS2: keep the reference pixels (False only)
+        irs2_mean_subtraction = boolean(default=False)  # IRS2: mean correction first (False only)
         refpix_algorithm = option("median", "sirs", default="median")  # side-pixel algorithm (no sirs yet)
         sigreject = float(default=4.0)  # sirs only
         gaussmooth = float(default=1.0)  # sirs only
         halfwidth = integer(default=30)  # sirs only
         siglimit = float(default=3.0)  # sigma-clipping limit of the reference means
     """
-    reference_file_types = ()
+    reference_file_types = ("refpix",)  # NIRSpec IRS2 only; N/A for everything else
 
     def process(self, ds: xr.Dataset) -> xr.Dataset:
         meta = ds.jwst.meta
         instrument = str(meta.get_path("instrument.name") or "").upper()
         ny, nx = ds.sizes["y"], ds.sizes["x"]
         y0, x0 = subarray_origin(ds)
-        if "IRS2" in str(meta.get_path("exposure.readpatt") or "").upper():
-            self.log.warning("IRS2 readout: reference-pixel correction not implemented; step skipped")
-            return ds.jwst.set_cal_step("refpix", "SKIPPED")
+        if refpix_irs2.is_irs2(ds):
+            return refpix_irs2.correct_irs2(self, ds)
         if instrument == "MIRI":
             if (ny, nx) != _MIRI_SHAPE:
                 self.log.warning("Refpix correction skipped for MIRI subarrays")

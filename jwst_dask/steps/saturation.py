@@ -1,5 +1,8 @@
 """saturation: flag saturated and A/D-floor groups, grown by ``n_pix_grow_sat`` pixels.
 
+NIRSpec IRS2 data (3200 x 2048) are flagged on their normal pixels only, against the 2048 x 2048
+reference, and the flags put back in the IRS2 layout; the interleaved reference rows get none.
+
 The grow needs neighbouring pixels, so the kernel runs with ``dask.array.map_overlap`` and a
 halo of :func:`jwst_dask.kernels.saturation.halo_depth` pixels; the result equals a whole-frame
 run exactly.
@@ -7,11 +10,14 @@ run exactly.
 
 from __future__ import annotations
 
+import itertools
+
 import dask.array as da
 import numpy as np
 import xarray as xr
 
 from jwst_dask.kernels import saturation as kern
+from jwst_dask.steps import refpix_irs2
 from jwst_dask.steps.base import Step
 from jwst_dask.steps.ramp_model import ref_array
 
@@ -78,6 +84,25 @@ def _zframe_block(z, thresh, tdq, *, n):
     return kern.flag_saturation(dummy, gdq, np.zeros(thresh.shape, np.uint32), thresh, tdq, n, zframe=z)[2]
 
 
+def _nonempty(arr: da.Array, axis: int) -> da.Array:
+    """``arr`` with its empty chunks along ``axis`` merged away (halos need non-empty blocks)."""
+    chunks = list(arr.chunks)
+    kept = tuple(c for c in chunks[axis] if c)
+    if kept == chunks[axis]:
+        return arr
+    chunks[axis] = kept
+    return arr.rechunk(tuple(chunks))
+
+
+def _put_rows(full: np.ndarray, new: np.ndarray, *, axis: int, keep: list, block_info=None) -> np.ndarray:
+    """``full`` with its rows ``keep[block]`` (bool along ``axis``) replaced by ``new``."""
+    out = full.copy()
+    index = [slice(None)] * full.ndim
+    index[axis] = keep[block_info[0]["chunk-location"][axis]]
+    out[tuple(index)] = new
+    return out
+
+
 def _pdq_block(pdq, thresh, tdq):
     return np.bitwise_or(pdq, kern.prepare_threshold(thresh, tdq)[1])
 
@@ -94,10 +119,54 @@ class SaturationStep(Step):
     reference_file_types = ("saturation",)  # + superbias (from CRDS) when use_readpatt
 
     def process(self, ds: xr.Dataset) -> xr.Dataset:
+        if refpix_irs2.is_irs2(ds):
+            return self._irs2(ds)
         ref = self.get_reference_dataset(ds, "saturation")
         if ref is None:
             self.log.warning("No SATURATION reference file; step skipped")
             return ds.jwst.set_cal_step("saturation", "SKIPPED")
+        return self._flag(ds, ref).jwst.set_cal_step("saturation")
+
+    def _irs2(self, ds: xr.Dataset) -> xr.Dataset:
+        """NIRSpec IRS2: flag the normal pixels against the 2048 x 2048 reference (the grow skips
+        the interleaved reference rows, as if they were not there); reference rows get no flags."""
+        layout, detector = refpix_irs2.irs2_layout(ds, self.log)
+        normal = layout.science_normal_rows(detector)
+        sub = xr.Dataset(attrs=dict(ds.attrs))
+        cuts = {}
+        for name in ("SCI", "GROUPDQ", "PIXELDQ", "ZEROFRAME"):
+            if name in ds:
+                var = ds[name]
+                axis = var.dims.index("y")
+                cut = refpix_irs2.trim_reference_rows(var.data, axis, normal)
+                cuts[name] = (axis, cut.chunks[axis])
+                sub[name] = (var.dims, _nonempty(cut, axis))
+        ref = self.get_reference_dataset(sub, "saturation")
+        if ref is None:
+            self.log.warning("No SATURATION reference file; step skipped")
+            return ds.jwst.set_cal_step("saturation", "SKIPPED")
+        bias = None
+        if self.use_readpatt:
+            bref = self.get_reference_dataset(ds, "superbias")  # IRS2 layout, like the data
+            if bref is not None:
+                b = refpix_irs2.trim_reference_rows(bref["SCI"].data.astype(np.float32), 0, normal)
+                bias = _nonempty(b, 0).rechunk(sub["SCI"].data.chunks[2:])
+        flagged = self._flag(sub, ref, bias)
+        out = ds.copy()
+        for name in ("GROUPDQ", "PIXELDQ", "ZEROFRAME"):
+            if name in ds:
+                axis, chunks = cuts[name]
+                new = flagged[name].data
+                new = new.rechunk((*new.chunks[:axis], chunks, *new.chunks[axis + 1 :]))
+                full = ds[name].data
+                keep = [normal[a:b] for a, b in itertools.pairwise(np.cumsum((0, *full.chunks[axis])))]
+                merged = da.map_blocks(_put_rows, full, new, dtype=full.dtype, axis=axis, keep=keep)
+                out[name] = ds[name].copy(data=merged)
+        return out.jwst.set_cal_step("saturation")
+
+    def _flag(self, ds: xr.Dataset, ref: xr.Dataset, bias: da.Array | None = None) -> xr.Dataset:
+        """``ds`` with GROUPDQ, PIXELDQ (and ZEROFRAME) flagged against the reference ``ref``;
+        ``bias``: the superbias for ``use_readpatt`` (None: the CRDS one)."""
         thresh = ref_array(ref, "SCI", ds, "saturation", np.float32)
         if "DQ" in ref:
             tdq = ref_array(ref, "DQ", ds, "saturation", np.uint32)
@@ -118,9 +187,12 @@ class SaturationStep(Step):
         depths = [d4, d4, d2, d2]
         func = _gdq_block_nobias
         if pattern is not None:
-            bref = self.get_reference_dataset(ds, "superbias")
-            if bref is not None:
-                args.append(ref_array(bref, "SCI", ds, "superbias", np.float32))
+            if bias is None:
+                bref = self.get_reference_dataset(ds, "superbias")
+                if bref is not None:
+                    bias = ref_array(bref, "SCI", ds, "superbias", np.float32)
+            if bias is not None:
+                args.append(bias)
                 depths.append(d2)
                 func = _gdq_block
         if pattern is None:
@@ -145,4 +217,4 @@ class SaturationStep(Step):
             else:
                 z_new = da.map_blocks(_zframe_block, z, thresh, tdq, dtype=np.float32, n=n)
             out["ZEROFRAME"] = ds["ZEROFRAME"].copy(data=z_new)
-        return out.jwst.set_cal_step("saturation")
+        return out
