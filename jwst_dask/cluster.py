@@ -290,7 +290,7 @@ class _OrderWithPriorities:
 
 def _submit(client, dsk: dict, keys: list, priorities: dict):
     """Futures for ``keys`` of ``dsk`` on ``client``, run in the order ``priorities`` give (the
-    unfused graph's order, see :mod:`jwst_dask.fusion`). The distributed client takes priorities
+    stripe sweep, :func:`jwst_dask.fusion.sweep_order`). The distributed client takes priorities
     only through an internal method; when that is not there (another distributed version), the
     scheduler orders the graph itself, which gives the same products with a higher memory peak."""
     try:

@@ -20,8 +20,11 @@ with a neighbour, a frame-wide statistic, the gate of a two-pass statistic) stay
 own, so the parallelism over stripes and the memory bound per stripe are unchanged, and a
 reduction never swallows the stripes it reduces.
 
-Measured on four full-frame NIRCam exposures (16 stripes each): 1,803 tasks per exposure before,
-431 after; see docs/benchmarks.md for the time and memory.
+The fused graph runs in the order of :func:`sweep_order` (stripes first to last, one output
+finished before the next is started). Measured on four full-frame NIRCam exposures (16 stripes
+each, with the block writes of a stripe in one task, see
+:func:`jwst_dask.io.fits_write.store_blocks`): 1,803 tasks per exposure unfused, about 260 fused;
+see docs/benchmarks.md for the time and memory.
 """
 
 from __future__ import annotations
@@ -62,8 +65,8 @@ def fuse_exclusive(dsk: Mapping[Hashable, Any], keys: set) -> tuple[dict[Hashabl
     ``dsk`` maps keys to :class:`dask._task_spec.GraphNode` objects (an optimised graph),
     ``keys`` are the requested outputs (never fused away). Returns a new graph with one task per
     group, keyed by the group's output key, so every key other graphs or the caller refer to
-    keeps its name, and the priority of each task (:func:`dask.order.order` of the unfused graph
-    at the group's output) for a scheduler that accepts priorities.
+    keeps its name, and the priority of each task (:func:`sweep_order`, ties broken by
+    :func:`dask.order.order` of the unfused graph) for a scheduler that accepts priorities.
     """
     from dask._task_spec import DependenciesMapping, Task
     from dask.core import reverse_dict
