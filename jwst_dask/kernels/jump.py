@@ -521,6 +521,21 @@ def _sort_rows(s, net, w):
 
 
 @njit(cache=True, nogil=True)
+def _near_band(t):
+    """[lo, hi] around threshold ``t`` outside which ``z > t`` (``z < t``) is decided alike for
+    z = fl(x / s) and for z = fl(x * fl(1 / s)) (they differ by < 4e-16 relative); NaN bounds
+    (never near) when ``t`` is not finite, compared exactly with any finite ratio."""
+    band = np.empty(2, dtype=np.float64)
+    if not math.isfinite(t):
+        band[0] = np.nan
+        band[1] = np.nan
+    else:
+        band[0] = t - 1e-12 * abs(t)
+        band[1] = t + 1e-12 * abs(t)
+    return band
+
+
+@njit(cache=True, nogil=True)
 def _twopoint_kernel(
     data,
     gdq,
@@ -613,41 +628,66 @@ def _twopoint_kernel(
         thr = thr3
     else:
         thr = thr2
-    # scratch of the row path: differences as they are, sorted, |differences| sorted
+    # masks of the hint bits that are on (so that the packing loop has no branch)
+    m_nbr = _HINT_NBR if nbr_on else np.uint16(0)
+    m_big1 = _HINT_BIG1 if after_on else np.uint16(0)
+    m_big2 = _HINT_BIG2 if after_on else np.uint16(0)
+    m_jump = np.uint16(_JUMP) if not iterative else np.uint16(0)
+    # the ratios |d - median| / sigma of the hints and the single pass are computed with a
+    # product by 1 / sigma; pixels with one within these bands of a threshold take the exact path
+    nan_band = np.array([np.nan, np.nan])
+    b_jump = _near_band(thr4) if not iterative else nan_band
+    b_min = _near_band(nbr_min) if nbr_on else nan_band
+    b_max = _near_band(nbr_max) if nbr_on else nan_band
+    # scratch of the row path: differences as they are, sorted, |differences| sorted. Each loop
+    # below stores to one array only, which lets the compiler vectorise it.
     dv = np.empty((n, chunk), dtype=np.float32)
     ds = np.empty((n, chunk), dtype=np.float32)
     da = np.empty((n, chunk), dtype=np.float32)
-    prev = np.empty(chunk, dtype=np.float32)
     nonfin = np.empty(chunk, dtype=np.float32)
     flags = np.empty(chunk, dtype=np.uint8)
+    rnt = np.empty(chunk, dtype=np.float64)
     med = np.empty(chunk, dtype=np.float64)
     sig = np.empty(chunk, dtype=np.float64)
+    isig = np.empty(chunk, dtype=np.float64)
     med0 = np.empty(chunk, dtype=np.float64)
     sig0 = np.empty(chunk, dtype=np.float64)
-    slow = np.empty(chunk, dtype=np.bool_)
+    slow = np.empty(chunk, dtype=np.uint8)
     h2 = n // 2
     for y in range(ny):
         for x0 in range(0, nx, chunk):
             w = min(chunk, nx - x0)
-            # first differences in electrons, float32 as in the general path
+            g = gain[y, x0 : x0 + w]
+            # first differences in electrons, float32 as in the general path (the product of a
+            # group is recomputed for the next difference: the same float32 value)
+            for i in range(nints):
+                for k in range(ndiffs):
+                    a = data[i, k, y, x0 : x0 + w]
+                    b = data[i, k + 1, y, x0 : x0 + w]
+                    d = dv[i * ndiffs + k]
+                    for j in range(w):
+                        d[j] = b[j] * g[j] - a[j] * g[j]
+            for r in range(n):
+                for j in range(w):
+                    ds[r, j] = dv[r, j]
+            for r in range(n):
+                for j in range(w):
+                    da[r, j] = abs(dv[r, j])
             for j in range(w):
                 nonfin[j] = np.float32(0.0)
+            for r in range(n):
+                for j in range(w):
+                    nonfin[j] += dv[r, j] - dv[r, j]  # NaN if any difference is NaN or infinite
+            for j in range(w):
                 flags[j] = 0
             for i in range(nints):
-                for j in range(w):
-                    prev[j] = data[i, 0, y, x0 + j] * gain[y, x0 + j]
-                    flags[j] |= gdq[i, 0, y, x0 + j]
-                for k in range(ndiffs):
-                    r = i * ndiffs + k
+                for k in range(ngroups):
+                    q = gdq[i, k, y, x0 : x0 + w]
                     for j in range(w):
-                        c = data[i, k + 1, y, x0 + j] * gain[y, x0 + j]
-                        d = c - prev[j]
-                        prev[j] = c
-                        dv[r, j] = d
-                        ds[r, j] = d
-                        da[r, j] = abs(d)
-                        nonfin[j] += d - d  # NaN if any difference is NaN or infinite
-                        flags[j] |= gdq[i, k + 1, y, x0 + j]
+                        flags[j] |= q[j]
+            for j in range(w):
+                rn = rnoise[y, x0 + j] * g[j]
+                rnt[j] = np.float64(rn * rn) / nframes
             _sort_rows(ds, net, w)
             # median of the differences and its sigma (hints, single pass)
             for j in range(w):
@@ -655,60 +695,65 @@ def _twopoint_kernel(
                     m = np.float64(ds[h2, j])
                 else:
                     m = (np.float64(ds[h2 - 1, j]) + np.float64(ds[h2, j])) / 2.0
-                rn = rnoise[y, x0 + j] * gain[y, x0 + j]
-                rn_term = np.float64(rn * rn) / nframes
-                s = math.sqrt(abs(m) + rn_term)
                 med[j] = m
+            for j in range(w):
+                s = math.sqrt(abs(med[j]) + rnt[j])
                 sig[j] = s if s != 0.0 else np.nan
-                slow[j] = not (nonfin[j] == 0.0 and (flags[j] & bad) == 0)
+                isig[j] = 1.0 / sig[j]
+            for j in range(w):
+                clean = nonfin[j] == 0.0 and (flags[j] & bad) == 0
+                slow[j] = 0 if clean else 1
             if iterative and n >= 2:
                 # first round of the iterative search: clipped median of |differences|
                 _sort_rows(da, net, w)
-                for j in range(w):
-                    if n >= 4:
-                        # drop the largest (slow path if it is tied), median of the rest
-                        if da[n - 2, j] == da[n - 1, j]:
-                            slow[j] = True
-                        h = (n - 1) // 2
+                if n >= 4:
+                    # drop the largest (slow path if it is tied), median of the rest
+                    h = (n - 1) // 2
+                    for j in range(w):
                         if (n - 1) % 2 == 1:
                             m = np.float64(da[h, j])
                         else:
                             m = (np.float64(da[h - 1, j]) + np.float64(da[h, j])) / 2.0
-                    elif n == 3:
-                        m = np.float64(da[1, j])
-                    else:
-                        m = np.float64(da[0, j])
-                    rn = rnoise[y, x0 + j] * gain[y, x0 + j]
-                    rn_term = np.float64(rn * rn) / nframes
-                    s = math.sqrt(abs(m) + rn_term)
-                    med0[j] = m
-                    sig0[j] = s if s != 0.0 else np.nan
-                # a jump is found in the first round iff some ratio exceeds the threshold
-                for r in range(n):
+                        med0[j] = m
                     for j in range(w):
-                        e = np.float32(np.float64(da[r, j]) - med0[j])
-                        if abs(np.float64(e)) / sig0[j] > thr:
-                            slow[j] = True
+                        slow[j] |= np.uint8(da[n - 2, j] == da[n - 1, j])
+                else:
+                    for j in range(w):
+                        med0[j] = np.float64(da[n - 2, j])  # n == 3: the median; 2: the smaller
+                for j in range(w):
+                    s = math.sqrt(abs(med0[j]) + rnt[j])
+                    sig0[j] = s if s != 0.0 else np.nan
+                # A jump is found in the first round iff the largest ratio exceeds the threshold.
+                # Rounding and division by sigma are monotonic, so the largest ratio is that
+                # of the largest |float32(|d| - median)|, found at one end of the sorted |d|.
+                for j in range(w):
+                    e_lo = abs(np.float32(np.float64(da[0, j]) - med0[j]))
+                    e_hi = abs(np.float32(np.float64(da[n - 1, j]) - med0[j]))
+                    e = np.float64(e_hi if e_hi > e_lo else e_lo)
+                    slow[j] |= np.uint8(e / sig0[j] > thr)
             # packed output: group DQ (with single-pass jumps) and hint bits
             for i in range(nints):
+                o = out[i, 0, y, x0 : x0 + w]
+                q = gdq[i, 0, y, x0 : x0 + w]
                 for j in range(w):
-                    out[i, 0, y, x0 + j] = gdq[i, 0, y, x0 + j]
+                    o[j] = q[j]
                 for k in range(ndiffs):
-                    r = i * ndiffs + k
+                    d = dv[i * ndiffs + k]
+                    o = out[i, k + 1, y, x0 : x0 + w]
+                    q = gdq[i, k + 1, y, x0 : x0 + w]
                     for j in range(w):
-                        h = np.uint16(gdq[i, k + 1, y, x0 + j])
-                        ej = np.float64(dv[r, j]) - med[j]
-                        q = abs(ej) / sig[j]
-                        if not iterative and q > thr4:
-                            h |= _JUMP
-                        if nbr_on and q < nbr_max and q > nbr_min:
-                            h |= _HINT_NBR
-                        if after_on:
-                            if ej >= e1:
-                                h |= _HINT_BIG1
-                            if ej >= e2:
-                                h |= _HINT_BIG2
-                        out[i, k + 1, y, x0 + j] = h
+                        ej = np.float64(d[j]) - med[j]
+                        z = abs(ej) * isig[j]  # |ej| / sigma within 4e-16 (relative)
+                        h = np.uint16(q[j])
+                        h |= m_jump if z > thr4 else np.uint16(0)
+                        h |= m_nbr if (z < nbr_max) & (z > nbr_min) else np.uint16(0)
+                        near = (z >= b_jump[0]) & (z <= b_jump[1])
+                        near |= (z >= b_min[0]) & (z <= b_min[1])
+                        near |= (z >= b_max[0]) & (z <= b_max[1])
+                        slow[j] |= np.uint8(near)
+                        h |= m_big1 if ej >= e1 else np.uint16(0)
+                        h |= m_big2 if ej >= e2 else np.uint16(0)
+                        o[j] = h
             for j in range(w):
                 if slow[j]:
                     _pixel_general(
