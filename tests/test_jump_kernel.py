@@ -218,3 +218,42 @@ def test_integer_data_with_ties_matches_stcal(rate_scale):
     g, _ = ours(data, gdq, pdq, gain, rn * 0.1)
     assert np.count_nonzero(g_ref & JUMP) > 20
     np.testing.assert_array_equal(g, g_ref)
+
+
+def _ratios_on_thresholds(seed, ngroups=10, n=12):
+    """Ramps of 2392 e/group with gain 1 and read noise 3 (sigma 49) whose differences depart from
+    the median by exact multiples of sigma / 2, so |d - median| / sigma falls exactly on
+    thresholds (where x / 49 and x * (1 / 49) round differently)."""
+    rng = np.random.default_rng(seed)
+    steps = np.full((1, ngroups - 1, n, n), 2392.0)
+    for y in range(n):
+        for x in range(n):
+            k = rng.choice(ngroups - 1, 3, replace=False)
+            steps[0, k, y, x] += 24.5 * rng.choice([-8, -6, -4, -3, -2, -1, 1, 2, 3, 4, 6, 8], 3)
+    data = np.concatenate([np.zeros((1, 1, n, n)), np.cumsum(steps, axis=1)], axis=1).astype(np.float32)
+    gdq = np.zeros(data.shape, np.uint8)
+    gain = np.ones((n, n), np.float32)
+    rn = np.full((n, n), 3.0, np.float32)
+    return data, gdq, np.zeros((n, n), np.uint32), gain, rn
+
+
+@pytest.mark.parametrize("single_pass", [False, True])
+def test_ratios_exactly_on_thresholds_match_stcal(single_pass):
+    """Ratios equal to the rejection and neighbour thresholds are decided as stcal does."""
+    data, gdq, pdq, gain, rn = _ratios_on_thresholds(31)
+    settings = dict(rejection_threshold=3.0, min_jump_to_flag_neighbors=1.0, max_jump_to_flag_neighbors=2.0)
+    names = dict(rejection_threshold="rejection_thresh")  # stcal's names
+    if single_pass:
+        settings["min_diffs_single_pass"] = 5
+    g_ref, _ = run_stcal(data, gdq, pdq, gain, rn, **{names.get(k, k): v for k, v in settings.items()})
+    g, _ = ours(data, gdq, pdq, gain, rn, **settings)
+    assert np.count_nonzero(g_ref & JUMP) > 10
+    np.testing.assert_array_equal(g, g_ref)
+    # the neighbour-flagging range exactly on the ratios (no primary jump: hints only)
+    z = np.abs(np.diff(data.astype(np.float64), axis=1) - 2392.0) / 49.0
+    for lo, hi in [(1.0, 2.0), (2.0, 4.0), (0.5, 1.0), (3.0, 8.0)]:
+        params = jk.JumpParams(
+            rejection_threshold=100.0, min_jump_to_flag_neighbors=lo, max_jump_to_flag_neighbors=hi
+        )
+        packed = jk.twopoint_block(data, gdq, gain, rn, params, jk.MODE_SINGLE_PASS if single_pass else 0)
+        np.testing.assert_array_equal((packed[:, 1:] & 0x100) != 0, (z > lo) & (z < hi))

@@ -28,6 +28,7 @@ sigma-clip mode the groups where every pixel ends up JUMP_DET or DO_NOT_USE
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -384,9 +385,160 @@ def _sigclip_pixel(fd, gdq, y, x, nsigma, only_use_ints, buf):
 
 
 @njit(cache=True, nogil=True)
+def _pixel_general(
+    data,
+    gdq,
+    out,
+    y,
+    x,
+    gain,
+    rnoise,
+    nframes,
+    mode,
+    thr4,
+    thr3,
+    thr2,
+    only_use_ints,
+    hints,
+    nbr_on,
+    nbr_min,
+    nbr_max,
+    after_on,
+    e1,
+    e2,
+    fd,
+    absd,
+    ratio,
+    maxr,
+    buf,
+    col,
+    pg,
+):
+    """The per-pixel pass of one pixel in full generality (flagged groups, NaNs, jumps, ties, any
+    mode): writes ``out[:, :, y, x]``. ``pg`` is (nints, ngroups, 1, 1) scratch for its group DQ."""
+    nints, ngroups = data.shape[:2]
+    ndiffs = ngroups - 1
+    bad = _SAT | _DNU
+    for i in range(nints):
+        for k in range(ngroups):
+            pg[i, k, 0, 0] = gdq[i, k, y, x]
+    g = np.float32(gain[y, x])
+    # first differences in electrons (float32 like the reference implementation)
+    for i in range(nints):
+        for k in range(ngroups):
+            if pg[i, k, 0, 0] & bad:
+                col[k] = np.float32(np.nan)
+            else:
+                col[k] = np.float32(data[i, k, y, x]) * g
+        for k in range(ndiffs):
+            d = np.float64(np.float32(col[k + 1] - col[k]))
+            fd[i, k] = d
+            absd[i, k] = abs(d)
+    rn = np.float32(rnoise[y, x]) * g
+    rn_term = np.float64(np.float32(rn * rn)) / nframes
+    n_fin = _sorted_finite(fd, buf)
+    med = _median_sorted(buf, n_fin)
+    sig = math.sqrt(abs(med) + rn_term)
+    if sig == 0.0:
+        sig = np.nan
+    if mode == MODE_ITERATIVE:
+        if n_fin > 0 and buf[0] > 0.0:  # all differences positive: |d| sorts the same
+            med0 = _clipped_from_sorted(buf, n_fin)
+            n0 = n_fin
+        else:
+            med0, n0 = _clipped_median(absd, buf)
+        _iterate_pixel(absd, ratio, maxr, buf, med0, n0, rn_term, thr4, thr3, thr2, pg, 0, 0)
+    elif mode == MODE_SINGLE_PASS:
+        for i in range(nints):
+            for k in range(ndiffs):
+                if abs(fd[i, k] - med) / sig > thr4:
+                    pg[i, k + 1, 0, 0] |= _JUMP
+    else:
+        _sigclip_pixel(fd, pg, 0, 0, thr4, only_use_ints, buf)
+    for i in range(nints):
+        out[i, 0, y, x] = pg[i, 0, 0, 0]
+        for k in range(ndiffs):
+            h = np.uint16(0)
+            if hints:
+                # hint bits for the neighbour and after-jump passes
+                ej = fd[i, k] - med
+                if nbr_on:
+                    r = abs(ej) / sig
+                    if r < nbr_max and r > nbr_min:
+                        h |= _HINT_NBR
+                if after_on:
+                    if ej >= e1:
+                        h |= _HINT_BIG1
+                    if ej >= e2:
+                        h |= _HINT_BIG2
+            out[i, k + 1, y, x] = h | pg[i, k + 1, 0, 0]
+
+
+#: Largest number of differences per pixel (all integrations) of the vectorised common path.
+_FAST_MAX_DIFFS = 32
+#: Pixels of a row processed together by the vectorised path (its scratch stays in L1 cache).
+_CHUNK = 256
+
+
+@functools.lru_cache(maxsize=64)
+def _sorting_network(n: int) -> np.ndarray:
+    """Comparators (lo, hi) of Batcher's odd-even merge sort of n values, as an (m, 2) int64 array.
+
+    Built for the next power of two and restricted to indices < n (the missing values act as
+    +inf, which no comparator moves). Sorting by a fixed network needs no data-dependent branch,
+    so one comparator can be applied to a whole row of pixels at once (SIMD min / max).
+    """
+    t = 1
+    while t < n:
+        t *= 2
+    pairs = []
+    p = 1
+    while p < t:
+        k = p
+        while k >= 1:
+            j = k % p
+            while j <= t - 1 - k:
+                for i in range(min(k, t - j - k)):
+                    if (i + j) // (2 * p) == (i + j + k) // (2 * p) and i + j + k < n:
+                        pairs.append((i + j, i + j + k))
+                j += 2 * k
+            k //= 2
+        p *= 2
+    return np.array(pairs, dtype=np.int64).reshape(-1, 2)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _sort_rows(s, net, w):
+    """Sort each column j < w of s (n, CH) along the first axis with the comparator network."""
+    for c in range(net.shape[0]):
+        p = net[c, 0]
+        q = net[c, 1]
+        for j in range(w):
+            u = s[p, j]
+            v = s[q, j]
+            s[p, j] = u if u < v else v
+            s[q, j] = v if u < v else u
+
+
+@njit(cache=True, nogil=True)
+def _near_band(t):
+    """[lo, hi] around threshold ``t`` outside which ``z > t`` (``z < t``) is decided alike for
+    z = fl(x / s) and for z = fl(x * fl(1 / s)) (they differ by < 4e-16 relative); NaN bounds
+    (never near) when ``t`` is not finite, compared exactly with any finite ratio."""
+    band = np.empty(2, dtype=np.float64)
+    if not math.isfinite(t):
+        band[0] = np.nan
+        band[1] = np.nan
+    else:
+        band[0] = t - 1e-12 * abs(t)
+        band[1] = t + 1e-12 * abs(t)
+    return band
+
+
+@njit(cache=True, nogil=True)
 def _twopoint_kernel(
     data,
-    gdq_in,
+    gdq,
     gain,
     rnoise,
     nframes,
@@ -401,84 +553,238 @@ def _twopoint_kernel(
     after_on,
     e1,
     e2,
+    net,
+    chunk,
 ):
+    """Per-pixel pass on a block (see :func:`twopoint_block`).
+
+    Rows of pixels are processed ``chunk`` pixels at a time with the groups outside and the
+    pixels inside (contiguous, vectorised) for the common pixel: no flagged group, all
+    differences finite, and in the iterative mode no jump and no tie at the largest
+    |difference|. For such a pixel the result of the one-pixel-at-a-time algorithm
+    (:func:`_pixel_general`) is known after its first round and computed here with the same
+    float operations; every other pixel (and the sigma-clip mode) goes through
+    :func:`_pixel_general`.
+    """
     nints, ngroups, ny, nx = data.shape
     ndiffs = ngroups - 1
+    n = nints * ndiffs
     out = np.empty((nints, ngroups, ny, nx), dtype=np.uint16)
-    gdq = gdq_in.copy()
+    if mode == MODE_SKIP:
+        for i in range(nints):
+            for k in range(ngroups):
+                for y in range(ny):
+                    for x in range(nx):
+                        out[i, k, y, x] = gdq[i, k, y, x]
+        return out
+    hints = nbr_on or after_on
+    bad = _SAT | _DNU
+    # scratch of the general path
     fd = np.empty((nints, ndiffs), dtype=np.float64)
     absd = np.empty((nints, ndiffs), dtype=np.float64)
     ratio = np.empty((nints, ndiffs), dtype=np.float64)
     maxr = np.empty(nints, dtype=np.float64)
     buf = np.empty(nints * ndiffs + 1, dtype=np.float64)
     col = np.empty(ngroups, dtype=np.float32)
-    bad = _SAT | _DNU
+    pg = np.empty((nints, ngroups, 1, 1), dtype=np.uint8)
+    fast = (mode == MODE_ITERATIVE or mode == MODE_SINGLE_PASS) and 1 <= n <= _FAST_MAX_DIFFS
+    if not fast:
+        for y in range(ny):
+            for x in range(nx):
+                _pixel_general(
+                    data,
+                    gdq,
+                    out,
+                    y,
+                    x,
+                    gain,
+                    rnoise,
+                    nframes,
+                    mode,
+                    thr4,
+                    thr3,
+                    thr2,
+                    only_use_ints,
+                    hints,
+                    nbr_on,
+                    nbr_min,
+                    nbr_max,
+                    after_on,
+                    e1,
+                    e2,
+                    fd,
+                    absd,
+                    ratio,
+                    maxr,
+                    buf,
+                    col,
+                    pg,
+                )
+        return out
+    iterative = mode == MODE_ITERATIVE
+    if n >= 4:
+        thr = thr4
+    elif n == 3:
+        thr = thr3
+    else:
+        thr = thr2
+    # masks of the hint bits that are on (so that the packing loop has no branch)
+    m_nbr = _HINT_NBR if nbr_on else np.uint16(0)
+    m_big1 = _HINT_BIG1 if after_on else np.uint16(0)
+    m_big2 = _HINT_BIG2 if after_on else np.uint16(0)
+    m_jump = np.uint16(_JUMP) if not iterative else np.uint16(0)
+    # the ratios |d - median| / sigma of the hints and the single pass are computed with a
+    # product by 1 / sigma; pixels with one within these bands of a threshold take the exact path
+    nan_band = np.array([np.nan, np.nan])
+    b_jump = _near_band(thr4) if not iterative else nan_band
+    b_min = _near_band(nbr_min) if nbr_on else nan_band
+    b_max = _near_band(nbr_max) if nbr_on else nan_band
+    # scratch of the row path: differences as they are, sorted, |differences| sorted. Each loop
+    # below stores to one array only, which lets the compiler vectorise it.
+    dv = np.empty((n, chunk), dtype=np.float32)
+    ds = np.empty((n, chunk), dtype=np.float32)
+    da = np.empty((n, chunk), dtype=np.float32)
+    nonfin = np.empty(chunk, dtype=np.float32)
+    flags = np.empty(chunk, dtype=np.uint8)
+    rnt = np.empty(chunk, dtype=np.float64)
+    med = np.empty(chunk, dtype=np.float64)
+    sig = np.empty(chunk, dtype=np.float64)
+    isig = np.empty(chunk, dtype=np.float64)
+    med0 = np.empty(chunk, dtype=np.float64)
+    sig0 = np.empty(chunk, dtype=np.float64)
+    slow = np.empty(chunk, dtype=np.uint8)
+    h2 = n // 2
     for y in range(ny):
-        for x in range(nx):
-            g = np.float32(gain[y, x])
-            if mode == MODE_SKIP:
-                continue
-            # first differences in electrons (float32 like the reference implementation)
+        for x0 in range(0, nx, chunk):
+            w = min(chunk, nx - x0)
+            g = gain[y, x0 : x0 + w]
+            # first differences in electrons, float32 as in the general path (the product of a
+            # group is recomputed for the next difference: the same float32 value)
+            for i in range(nints):
+                for k in range(ndiffs):
+                    a = data[i, k, y, x0 : x0 + w]
+                    b = data[i, k + 1, y, x0 : x0 + w]
+                    d = dv[i * ndiffs + k]
+                    for j in range(w):
+                        d[j] = b[j] * g[j] - a[j] * g[j]
+            for r in range(n):
+                for j in range(w):
+                    ds[r, j] = dv[r, j]
+            for r in range(n):
+                for j in range(w):
+                    da[r, j] = abs(dv[r, j])
+            for j in range(w):
+                nonfin[j] = np.float32(0.0)
+            for r in range(n):
+                for j in range(w):
+                    nonfin[j] += dv[r, j] - dv[r, j]  # NaN if any difference is NaN or infinite
+            for j in range(w):
+                flags[j] = 0
             for i in range(nints):
                 for k in range(ngroups):
-                    if gdq[i, k, y, x] & bad:
-                        col[k] = np.float32(np.nan)
-                    else:
-                        col[k] = np.float32(data[i, k, y, x]) * g
-                for k in range(ndiffs):
-                    d = np.float64(np.float32(col[k + 1] - col[k]))
-                    fd[i, k] = d
-                    absd[i, k] = abs(d)
-            rn = np.float32(rnoise[y, x]) * g
-            rn_term = np.float64(np.float32(rn * rn)) / nframes
-            n_fin = _sorted_finite(fd, buf)
-            med = _median_sorted(buf, n_fin)
-            sig = math.sqrt(abs(med) + rn_term)
-            if sig == 0.0:
-                sig = np.nan
-            if mode == MODE_ITERATIVE:
-                if n_fin > 0 and buf[0] > 0.0:  # all differences positive: |d| sorts the same
-                    med0 = _clipped_from_sorted(buf, n_fin)
-                    n0 = n_fin
+                    q = gdq[i, k, y, x0 : x0 + w]
+                    for j in range(w):
+                        flags[j] |= q[j]
+            for j in range(w):
+                rn = rnoise[y, x0 + j] * g[j]
+                rnt[j] = np.float64(rn * rn) / nframes
+            _sort_rows(ds, net, w)
+            # median of the differences and its sigma (hints, single pass)
+            for j in range(w):
+                if n % 2 == 1:
+                    m = np.float64(ds[h2, j])
                 else:
-                    med0, n0 = _clipped_median(absd, buf)
-                _iterate_pixel(absd, ratio, maxr, buf, med0, n0, rn_term, thr4, thr3, thr2, gdq, y, x)
-            elif mode == MODE_SINGLE_PASS:
-                for i in range(nints):
-                    for k in range(ndiffs):
-                        if abs(fd[i, k] - med) / sig > thr4:
-                            gdq[i, k + 1, y, x] |= _JUMP
-            else:
-                _sigclip_pixel(fd, gdq, y, x, thr4, only_use_ints, buf)
-            # hint bits for the neighbour and after-jump passes
-            if nbr_on or after_on:
-                for i in range(nints):
-                    out[i, 0, y, x] = 0
-                    for k in range(ndiffs):
-                        ej = fd[i, k] - med
-                        h = np.uint16(0)
-                        if nbr_on:
-                            r = abs(ej) / sig
-                            if r < nbr_max and r > nbr_min:
-                                h |= _HINT_NBR
-                        if after_on:
-                            if ej >= e1:
-                                h |= _HINT_BIG1
-                            if ej >= e2:
-                                h |= _HINT_BIG2
-                        out[i, k + 1, y, x] = h
-    if mode == MODE_SKIP or not (nbr_on or after_on):
-        for i in range(nints):
-            for k in range(ngroups):
-                for y in range(ny):
-                    for x in range(nx):
-                        out[i, k, y, x] = gdq[i, k, y, x]
-    else:
-        for i in range(nints):
-            for k in range(ngroups):
-                for y in range(ny):
-                    for x in range(nx):
-                        out[i, k, y, x] |= gdq[i, k, y, x]
+                    m = (np.float64(ds[h2 - 1, j]) + np.float64(ds[h2, j])) / 2.0
+                med[j] = m
+            for j in range(w):
+                s = math.sqrt(abs(med[j]) + rnt[j])
+                sig[j] = s if s != 0.0 else np.nan
+                isig[j] = 1.0 / sig[j]
+            for j in range(w):
+                clean = nonfin[j] == 0.0 and (flags[j] & bad) == 0
+                slow[j] = 0 if clean else 1
+            if iterative and n >= 2:
+                # first round of the iterative search: clipped median of |differences|
+                _sort_rows(da, net, w)
+                if n >= 4:
+                    # drop the largest (slow path if it is tied), median of the rest
+                    h = (n - 1) // 2
+                    for j in range(w):
+                        if (n - 1) % 2 == 1:
+                            m = np.float64(da[h, j])
+                        else:
+                            m = (np.float64(da[h - 1, j]) + np.float64(da[h, j])) / 2.0
+                        med0[j] = m
+                    for j in range(w):
+                        slow[j] |= np.uint8(da[n - 2, j] == da[n - 1, j])
+                else:
+                    for j in range(w):
+                        med0[j] = np.float64(da[n - 2, j])  # n == 3: the median; 2: the smaller
+                for j in range(w):
+                    s = math.sqrt(abs(med0[j]) + rnt[j])
+                    sig0[j] = s if s != 0.0 else np.nan
+                # A jump is found in the first round iff the largest ratio exceeds the threshold.
+                # Rounding and division by sigma are monotonic, so the largest ratio is that
+                # of the largest |float32(|d| - median)|, found at one end of the sorted |d|.
+                for j in range(w):
+                    e_lo = abs(np.float32(np.float64(da[0, j]) - med0[j]))
+                    e_hi = abs(np.float32(np.float64(da[n - 1, j]) - med0[j]))
+                    e = np.float64(e_hi if e_hi > e_lo else e_lo)
+                    slow[j] |= np.uint8(e / sig0[j] > thr)
+            # packed output: group DQ (with single-pass jumps) and hint bits
+            for i in range(nints):
+                o = out[i, 0, y, x0 : x0 + w]
+                q = gdq[i, 0, y, x0 : x0 + w]
+                for j in range(w):
+                    o[j] = q[j]
+                for k in range(ndiffs):
+                    d = dv[i * ndiffs + k]
+                    o = out[i, k + 1, y, x0 : x0 + w]
+                    q = gdq[i, k + 1, y, x0 : x0 + w]
+                    for j in range(w):
+                        ej = np.float64(d[j]) - med[j]
+                        z = abs(ej) * isig[j]  # |ej| / sigma within 4e-16 (relative)
+                        h = np.uint16(q[j])
+                        h |= m_jump if z > thr4 else np.uint16(0)
+                        h |= m_nbr if (z < nbr_max) & (z > nbr_min) else np.uint16(0)
+                        near = (z >= b_jump[0]) & (z <= b_jump[1])
+                        near |= (z >= b_min[0]) & (z <= b_min[1])
+                        near |= (z >= b_max[0]) & (z <= b_max[1])
+                        slow[j] |= np.uint8(near)
+                        h |= m_big1 if ej >= e1 else np.uint16(0)
+                        h |= m_big2 if ej >= e2 else np.uint16(0)
+                        o[j] = h
+            for j in range(w):
+                if slow[j]:
+                    _pixel_general(
+                        data,
+                        gdq,
+                        out,
+                        y,
+                        x0 + j,
+                        gain,
+                        rnoise,
+                        nframes,
+                        mode,
+                        thr4,
+                        thr3,
+                        thr2,
+                        only_use_ints,
+                        hints,
+                        nbr_on,
+                        nbr_min,
+                        nbr_max,
+                        after_on,
+                        e1,
+                        e2,
+                        fd,
+                        absd,
+                        ratio,
+                        maxr,
+                        buf,
+                        col,
+                        pg,
+                    )
     return out
 
 
@@ -523,6 +829,8 @@ def twopoint_block(
         after_on,
         float(params.after_jump_flag_e1),
         float(params.after_jump_flag_e2),
+        _sorting_network(min(data.shape[0] * (data.shape[1] - 1), _FAST_MAX_DIFFS)),
+        _CHUNK,
     )
 
 
