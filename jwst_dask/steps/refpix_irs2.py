@@ -33,7 +33,14 @@ from jwst_dask.errors import ParameterError, ReferenceFileError, ShapeMismatchEr
 from jwst_dask.kernels import refpix_irs2 as kern
 from jwst_dask.steps._two_pass import frame_statistic
 
-__all__ = ["is_irs2", "correct_irs2", "read_refpix", "trim_reference_rows", "irs2_layout"]
+__all__ = [
+    "is_irs2",
+    "correct_irs2",
+    "drop_empty_chunks",
+    "read_refpix",
+    "trim_reference_rows",
+    "irs2_layout",
+]
 
 _NROWS = 2 * 712 * 2048
 _COLUMNS = tuple(f"{name}_{k}" for name in ("ALPHA", "BETA") for k in range(4))
@@ -132,7 +139,9 @@ def trim_reference_rows(arr: da.Array, axis: int, normal: np.ndarray) -> da.Arra
     return _take(arr, axis, np.flatnonzero(normal))
 
 
-def _drop_empty(arr: da.Array, axis: int) -> da.Array:
+def drop_empty_chunks(arr: da.Array, axis: int) -> da.Array:
+    """``arr`` with the empty chunks along ``axis`` merged away (a stripe of reference rows only
+    has none left after :func:`trim_reference_rows`; halos and later steps need non-empty blocks)."""
     chunks = list(arr.chunks)
     kept = tuple(c for c in chunks[axis] if c)
     if kept == chunks[axis]:
@@ -210,11 +219,12 @@ def correct_irs2(step, ds: xr.Dataset) -> xr.Dataset:
         if name in ds.dims and name not in ds.data_vars:
             continue
         if name == "SCI":
-            out[name] = (var.dims, _drop_empty(new, 2), var.attrs)
+            out[name] = (var.dims, drop_empty_chunks(new, 2), var.attrs)
         elif "y" in var.dims:
             axis = var.dims.index("y")
             data = var.data if isinstance(var.data, da.Array) else da.asarray(var.data)
-            out[name] = (var.dims, _drop_empty(trim_reference_rows(data, axis, normal), axis), var.attrs)
+            trimmed = trim_reference_rows(data, axis, normal)
+            out[name] = (var.dims, drop_empty_chunks(trimmed, axis), var.attrs)
         else:
             out[name] = var
     step.log.info(f"IRS2: {int((~normal).sum())} reference rows removed; output {layout.ny} x {nx}")

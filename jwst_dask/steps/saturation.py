@@ -84,16 +84,6 @@ def _zframe_block(z, thresh, tdq, *, n):
     return kern.flag_saturation(dummy, gdq, np.zeros(thresh.shape, np.uint32), thresh, tdq, n, zframe=z)[2]
 
 
-def _nonempty(arr: da.Array, axis: int) -> da.Array:
-    """``arr`` with its empty chunks along ``axis`` merged away (halos need non-empty blocks)."""
-    chunks = list(arr.chunks)
-    kept = tuple(c for c in chunks[axis] if c)
-    if kept == chunks[axis]:
-        return arr
-    chunks[axis] = kept
-    return arr.rechunk(tuple(chunks))
-
-
 def _put_rows(full: np.ndarray, new: np.ndarray, *, axis: int, keep: list, block_info=None) -> np.ndarray:
     """``full`` with its rows ``keep[block]`` (bool along ``axis``) replaced by ``new``."""
     out = full.copy()
@@ -140,7 +130,7 @@ class SaturationStep(Step):
                 axis = var.dims.index("y")
                 cut = refpix_irs2.trim_reference_rows(var.data, axis, normal)
                 cuts[name] = (axis, cut.chunks[axis])
-                sub[name] = (var.dims, _nonempty(cut, axis))
+                sub[name] = (var.dims, refpix_irs2.drop_empty_chunks(cut, axis))
         ref = self.get_reference_dataset(sub, "saturation")
         if ref is None:
             self.log.warning("No SATURATION reference file; step skipped")
@@ -150,7 +140,7 @@ class SaturationStep(Step):
             bref = self.get_reference_dataset(ds, "superbias")  # IRS2 layout, like the data
             if bref is not None:
                 b = refpix_irs2.trim_reference_rows(bref["SCI"].data.astype(np.float32), 0, normal)
-                bias = _nonempty(b, 0).rechunk(sub["SCI"].data.chunks[2:])
+                bias = refpix_irs2.drop_empty_chunks(b, 0).rechunk(sub["SCI"].data.chunks[2:])
         flagged = self._flag(sub, ref, bias)
         out = ds.copy()
         for name in ("GROUPDQ", "PIXELDQ", "ZEROFRAME"):
