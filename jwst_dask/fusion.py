@@ -144,26 +144,34 @@ def sweep_order(dependencies: Mapping[Hashable, Any], rank: Mapping[Hashable, in
         done = sum(1 for d in deps if d in order)
         return (-(done / len(deps)) if deps else -1.0, place.get(key, ()), rank[key])
 
-    def pick(pending: list) -> Hashable | None:
+    def inputs_of(key: Hashable) -> tuple[bool, list]:
+        """(greedy, the inputs still to enter). A task with many inputs takes them in rank order
+        from a list sorted once (last = next), so each pick costs O(1), not a scan of them all."""
+        deps = list(dependencies[key])
+        if len(deps) > _GREEDY_LIMIT:
+            return False, sorted(deps, key=rank.__getitem__, reverse=True)
+        return True, deps
+
+    def pick(greedy: bool, pending: list) -> Hashable | None:
+        if not greedy:
+            while pending and (pending[-1] in order or pending[-1] in entered):
+                pending.pop()
+            return pending.pop() if pending else None
         pending[:] = [d for d in pending if d not in order and d not in entered]
-        if not pending:
-            return None
-        if len(pending) > _GREEDY_LIMIT:  # many inputs: plain rank order (each pick stays cheap)
-            return min(pending, key=rank.__getitem__)
-        return min(pending, key=readiness)
+        return min(pending, key=readiness) if pending else None
 
     for top in sorted((k for k in dependencies if k not in users), key=rank.__getitem__):
         entered = {top}
-        stack = [(top, list(dependencies[top]))]
+        stack = [(top, *inputs_of(top))]
         while stack:
-            node, pending = stack[-1]
-            dep = pick(pending)
+            node, greedy, pending = stack[-1]
+            dep = pick(greedy, pending)
             if dep is None:
                 stack.pop()
                 order[node] = len(order)
             else:
                 entered.add(dep)
-                stack.append((dep, list(dependencies[dep])))
+                stack.append((dep, *inputs_of(dep)))
     return order
 
 
