@@ -299,8 +299,11 @@ def _submit(client, dsk: dict, keys: list, priorities: dict):
         from distributed.client import pack_data
         from distributed.spans import SpanMetadata
 
+        import uuid
+
+        # the keys already name the graph: a random token spares tokenizing every task again
         futures = client._graph_to_futures(
-            expr=LLGExpr(dsk),
+            expr=LLGExpr(dsk, _determ_token=uuid.uuid4().hex),
             keys=set(flatten([keys])),
             internal_priority=priorities,
             span_metadata=SpanMetadata(collections=[{"type": "low-level-graph"}]),
