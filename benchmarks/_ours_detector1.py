@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -135,4 +134,6 @@ def _task_seconds(client) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from jwst_dask.cli import run_as_program
+
+    run_as_program(main)  # as the jwst-dask command runs

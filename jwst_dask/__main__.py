@@ -1,5 +1,3 @@
-import sys
+from jwst_dask.cli import entry
 
-from jwst_dask.cli import main
-
-sys.exit(main())
+entry()

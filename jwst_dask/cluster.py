@@ -18,11 +18,19 @@ then run on the current client when there is one, else on Dask's local threaded 
 (``dask.config.set(scheduler="threads")`` forces a local one), with a progress bar when stderr is
 a terminal. ``jwst_dask.connect_timeout`` (Dask config, default 10 s)
 bounds the wait for a scheduler given by address.
+
+``jwst_dask.freeze_gc`` (Dask config, default False; the ``jwst-dask`` command sets it) makes
+:func:`compute` call :func:`gc.freeze` first: the objects alive then (the imported libraries, the
+graph) are left out of every later scan of Python's cyclic garbage collector. With numba, astropy
+and distributed loaded these are millions of objects, and each full collection (triggered by the
+scheduler's own allocations, with the interpreter lock held) walked them all. A process that ends
+after its products are written loses nothing by it; a notebook, which lives on, keeps the default.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import logging
 import os
@@ -34,7 +42,10 @@ from typing import Any
 
 from jwst_dask.errors import JwstDaskError
 
-__all__ = ["close_local_cluster", "compute", "get_client"]
+__all__ = ["FREEZE_GC_KEY", "close_local_cluster", "compute", "get_client"]
+
+#: Dask config key: freeze the garbage collector's generations before computing (module docs).
+FREEZE_GC_KEY = "jwst_dask.freeze_gc"
 
 log = logging.getLogger("stpipe.cluster")
 _LOCAL: dict[tuple, Any] = {}
@@ -214,6 +225,8 @@ def compute(*collections: Any, progress: bool | None = None, scheduler: str | No
 
     if progress is None:
         progress = sys.stderr.isatty()
+    if dask.config.get(FREEZE_GC_KEY, False):
+        gc.freeze()
     dsk, keys, repack, priorities = fused_graph(*collections)
     if not keys:
         return tuple(collections)
@@ -294,12 +307,12 @@ def _submit(client, dsk: dict, keys: list, priorities: dict):
     only through an internal method; when that is not there (another distributed version), the
     scheduler orders the graph itself, which gives the same products with a higher memory peak."""
     try:
+        import uuid
+
         from dask._expr import LLGExpr
         from dask.core import flatten
         from distributed.client import pack_data
         from distributed.spans import SpanMetadata
-
-        import uuid
 
         # the keys already name the graph: a random token spares tokenizing every task again
         futures = client._graph_to_futures(

@@ -110,3 +110,34 @@ def test_cli_with_an_embedded_local_cluster(tmp_path, monkeypatch):
     assert main([*argv, "--workers", "1", "--threads-per-worker", "1", "--memory-limit", "1GiB"]) == 0
     np.testing.assert_allclose(open_product(tmp_path / "jw03_nrca1_toy_scale.fits")["SCI"].values, sci * 1.5)
     assert not cluster._LOCAL  # closed after the run
+
+
+def test_freeze_gc_config_freezes_before_computing():
+    """With jwst_dask.freeze_gc (what the jwst-dask program sets), the objects alive when a graph
+    is computed leave the collector's generations; without it, compute leaves them alone."""
+    import gc
+
+    gc.unfreeze()
+    try:
+        (total,) = cluster.compute(dask.delayed(sum)([1, 2, 3]), progress=False, scheduler="sync")
+        assert total == 6 and gc.get_freeze_count() == 0
+        with dask.config.set({cluster.FREEZE_GC_KEY: True}):
+            cluster.compute(dask.delayed(sum)([1, 2]), progress=False, scheduler="sync")
+        assert gc.get_freeze_count() > 1000
+    finally:
+        gc.unfreeze()
+
+
+def test_program_entry_exits_with_the_status(tmp_path):
+    """``python -m jwst_dask`` (the console script's entry) exits with main's status."""
+    import subprocess
+    import sys
+
+    bad = subprocess.run(
+        [sys.executable, "-m", "jwst_dask", "run", "no_such_step", str(tmp_path / "x.fits")],
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 1 and "no_such_step" in bad.stderr
+    ok = subprocess.run([sys.executable, "-m", "jwst_dask", "--version"], capture_output=True, text=True)
+    assert ok.returncode == 0 and "jwst-dask" in ok.stdout

@@ -212,3 +212,23 @@ def test_nir_subarray_without_reference_pixels_is_unchanged(rng):
     out = RefPixStep().run(_dataset(sci, pdq, xstart=1001, ystart=1001, tile=8))
     assert out.attrs["meta"]["cal_step"]["refpix"] == "COMPLETE"
     np.testing.assert_array_equal(out.SCI.values, sci)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sigmaclip_matches_scipy_to_the_bit(dtype):
+    """The kernel's sigmaclip keeps exactly the values scipy.stats.sigmaclip keeps, in the same
+    dtype, so the clipped means are identical (heavy tails, outliers, a few values, ties)."""
+    from jwst_dask.kernels.refpix import sigmaclip
+
+    rng = np.random.default_rng(7)
+    cases = [rng.standard_t(2, size=n).astype(dtype) * 50 + 1e4 for n in (3, 17, 512, 4096)]
+    cases.append(np.concatenate([rng.normal(0, 1, 1000), [40.0, -35.0, 1e6]]).astype(dtype))
+    cases.append(np.array([1.0, 1.0, 1.0, 2.0], dtype))
+    cases.append(rng.integers(0, 4, 300).astype(dtype))
+    for values in cases:
+        ours = sigmaclip(values, 3.0, 2.5)
+        theirs = stats.sigmaclip(values, 3.0, 2.5)[0]
+        assert ours.dtype == theirs.dtype
+        np.testing.assert_array_equal(ours, theirs)
+        assert ours.mean() == theirs.mean()
+    assert sigmaclip(cases[4], 3.0, 3.0).size < cases[4].size - 2  # the outliers go

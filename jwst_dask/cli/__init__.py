@@ -5,9 +5,13 @@ exit status)."""
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import sys
+from collections.abc import Callable
+from typing import NoReturn
 
+from jwst_dask.cluster import FREEZE_GC_KEY
 from jwst_dask.errors import JwstDaskError
 
 #: sub-command name -> module (relative to this package) that defines it.
@@ -42,6 +46,27 @@ def _version() -> str:
     return f"jwst-dask {__version__}"
 
 
+def entry() -> None:
+    """The ``jwst-dask`` program: :func:`main` as a process (:func:`run_as_program`)."""
+    run_as_program(main)
+
+
+def run_as_program(func: Callable[[], int]) -> NoReturn:
+    """Exit with ``func()``'s status, run as a process that ends when it returns.
+
+    Such a process may leave the objects alive when a graph is computed out of the garbage
+    collector's scans (``jwst_dask.freeze_gc``, see :mod:`jwst_dask.cluster`), and everything
+    alive at the end out of the interpreter's final collection (about 1 s after a 4-exposure
+    run, docs/benchmarks.md). :func:`main` itself, which tests and other programs call, does
+    neither."""
+    import dask
+
+    with dask.config.set({FREEZE_GC_KEY: dask.config.get(FREEZE_GC_KEY, True)}):
+        status = func()
+    gc.freeze()
+    sys.exit(status)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -65,4 +90,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    entry()
