@@ -179,33 +179,6 @@ def test_transposed_variable_written_in_fits_order(tmp_path):
         np.testing.assert_array_equal(hdul["SCI"].data, values)
 
 
-def test_contiguous_region_offsets_match_numpy():
-    """The one-write path of FitsBlockTarget: a region is taken as one run only when it is one,
-    and at the right element offset (checked against numpy's own indexing)."""
-    from jwst_dask.io.fits_write import _contiguous_start
-
-    rng = np.random.default_rng(5)
-    shape = (3, 4, 5)
-    flat = np.arange(60)
-    cube = flat.reshape(shape)
-    runs = 0
-    for _ in range(2000):
-        key = []
-        for n in shape:
-            a = int(rng.integers(0, n))
-            b = int(rng.integers(a + 1, n + 1))
-            key.append(slice(a, b))
-        key = tuple(key)
-        sub = cube[key].ravel()
-        start = _contiguous_start(key, shape, cube[key].shape)
-        is_run = np.array_equal(sub, flat[sub[0] : sub[0] + sub.size])
-        assert (start is not None) == is_run, key
-        if start is not None:
-            runs += 1
-            assert start == sub[0], key
-    assert runs > 100
-
-
 def test_store_blocks_writes_each_stripe_of_an_exposure_in_one_task(tmp_path):
     """The block writes of one label's arrays that cover the same stripe (and the same chunk of a
     split leading axis) are one task; every value lands where numpy indexing puts it."""

@@ -29,6 +29,7 @@ from jwst_dask.io import _common, asdf_tree
 from jwst_dask.io.chunks import DEFAULT_TILE, ramp_chunks
 from jwst_dask.io.naming import suffix_of
 from jwst_dask.io.schema import ModelLayout, model_for_suffix, model_layout
+from jwst_dask.io.sections import read_region
 from jwst_dask.meta import get_path, set_path
 
 __all__ = ["FitsSection", "open_fits", "REQUIRED_RAMP_KEYWORDS"]
@@ -68,6 +69,12 @@ class FitsSection:
     def __getitem__(self, key) -> np.ndarray:
         if 0 in self.shape:
             return np.zeros(self.shape, dtype=self.dtype)[key]
+        disk = read_region(self.path, self.offset, self.shape, self.disk_dtype, key)
+        if disk is not None:  # read run by run: no mapped file pages in the process's memory
+            native_order = self.disk_dtype.newbyteorder("=")
+            if native_order != self.disk_dtype:
+                disk = disk.byteswap(inplace=True).view(native_order)
+            return _to_logical(disk, self.dtype, self.bzero, self.bscale)
         mm = np.memmap(self.path, dtype=self.disk_dtype, mode="r", offset=self.offset, shape=self.shape)
         try:
             view = mm[key]

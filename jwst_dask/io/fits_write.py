@@ -62,6 +62,7 @@ from jwst_dask.errors import InputFileError, JwstDaskError
 from jwst_dask.io import _common, asdf_tree
 from jwst_dask.io.naming import suffix_of
 from jwst_dask.io.schema import ModelLayout, model_for_suffix, model_layout
+from jwst_dask.io.sections import write_region
 from jwst_dask.meta import get_path, set_path
 
 __all__ = ["FitsBlockTarget", "PendingWrite", "store_blocks", "write_product", "write_products"]
@@ -73,7 +74,7 @@ class FitsBlockTarget:
     """``target[region] = block`` writes a block into one image data section of a pre-sized file.
 
     Picklable and tiny (a path, an offset, a shape and the on-disk dtype): ``da.store`` ships it to
-    the workers, each of which memory-maps only the section it writes. Unsigned integers are stored
+    the workers, each of which writes its block run by run (:mod:`jwst_dask.io.sections`). Unsigned integers are stored
     FITS-style (sign bit flipped, signed big-endian). With ``fresh=True`` (the section is a hole
     of a newly sized file, so it already reads as zero bytes) blocks whose bytes are all zero are
     not written: a ramp's lazy-zero ERR costs no I/O.
@@ -99,15 +100,8 @@ class FitsBlockTarget:
             value = value.view("u1")
         if self.fresh and value.flags.c_contiguous and not value.view(np.uint8).any():
             return  # all zero bytes (in any byte order): the hole already reads so
-        start = _contiguous_start(key, self.shape, np.shape(value))
-        if start is not None:  # whole rows of the last axes: one write, no page faults
-            data = np.ascontiguousarray(value, dtype=self.disk_dtype)
-            fd = os.open(self.path, os.O_WRONLY)
-            try:
-                os.pwrite(fd, memoryview(data).cast("B"), self.offset + start * self.disk_dtype.itemsize)
-            finally:
-                os.close(fd)
-            return
+        if write_region(self.path, self.offset, self.shape, self.disk_dtype, key, value):
+            return  # run by run: no mapped file pages in the process's memory
         mm = np.memmap(self.path, dtype=self.disk_dtype, mode="r+", offset=self.offset, shape=self.shape)
         try:
             mm[key] = value  # numpy swaps to big-endian
@@ -115,34 +109,6 @@ class FitsBlockTarget:
             # no msync: the pages are in the shared page cache, and the kernel writes them back;
             # closing the mapping is enough for the renamed file to be complete on a POSIX FS
             del mm
-
-
-def _contiguous_start(key: Any, shape: tuple[int, ...], value_shape: tuple[int, ...]) -> int | None:
-    """The element offset of region ``key`` of a C-ordered array of ``shape`` when the region is one
-    contiguous run (single indices, then a range of one axis, then all of every later axis), else
-    None."""
-    if not isinstance(key, tuple):
-        key = (key,)
-    if len(key) != len(shape) or len(value_shape) != len(shape) or not shape:
-        return None
-    starts = []
-    for k, n in zip(key, shape):
-        if not isinstance(k, slice):
-            return None
-        start, stop, step = k.indices(n)
-        if step != 1:
-            return None
-        starts.append((start, stop))
-    partial = [i for i, ((a, b), n) in enumerate(zip(starts, shape)) if (a, b) != (0, n)]
-    if not partial:
-        return 0
-    last = partial[-1]
-    if any(b - a != 1 for a, b in starts[:last]):
-        return None  # an axis before the last partial one spans more than one index
-    offset = 0
-    for i, n in enumerate(shape):
-        offset = offset * n + (starts[i][0] if i <= last else 0)
-    return offset
 
 
 def store_blocks(
