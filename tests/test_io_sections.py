@@ -61,5 +61,17 @@ def test_read_and_write_regions_of_a_file(tmp_path, dtype):
     np.testing.assert_array_equal(np.frombuffer(raw[offset:-100], dtype=dtype).reshape(shape), expected)
     assert not write_region(path, offset, shape, np.dtype(dtype), (slice(0, 2),), np.zeros((3,), dtype))
     path.write_bytes(raw[: offset + data.nbytes // 2])
-    with pytest.raises(OSError, match="cube.bin"):
+    with pytest.raises(OSError, match=r"cube\.bin"):
         read_region(path, offset, shape, np.dtype(dtype), (slice(None),))
+
+
+def test_long_runs_are_left_to_a_memory_map(tmp_path):
+    """With ``max_run_bytes``, a region of long runs is not read here (None: the caller maps it);
+    one of short runs still is."""
+    data = np.arange(4 * 8 * 8, dtype=">i2").reshape(4, 8, 8)
+    path = tmp_path / "c.bin"
+    path.write_bytes(data.tobytes())
+    whole_rows = (slice(None), slice(2, 6))  # runs of 4 rows x 8 columns x 2 bytes = 64 bytes
+    assert read_region(path, 0, data.shape, data.dtype, whole_rows, max_run_bytes=64) is None
+    few = read_region(path, 0, data.shape, data.dtype, whole_rows, max_run_bytes=65)
+    np.testing.assert_array_equal(few, data[whole_rows])

@@ -69,8 +69,8 @@ class FitsSection:
     def __getitem__(self, key) -> np.ndarray:
         if 0 in self.shape:
             return np.zeros(self.shape, dtype=self.dtype)[key]
-        disk = read_region(self.path, self.offset, self.shape, self.disk_dtype, key)
-        if disk is not None:  # read run by run: no mapped file pages in the process's memory
+        disk = read_region(self.path, self.offset, self.shape, self.disk_dtype, key, max_run_bytes=_MAP_RUNS)
+        if disk is not None:  # short runs read one by one: no mapped file pages in memory
             native_order = self.disk_dtype.newbyteorder("=")
             if native_order != self.disk_dtype:
                 disk = disk.byteswap(inplace=True).view(native_order)
@@ -83,6 +83,12 @@ class FitsSection:
         finally:
             del mm, view
         return _to_logical(native, self.dtype, self.bzero, self.bscale)
+
+
+#: Regions whose runs are at least this long are read through a memory map (one pass that
+#: copies and byte-swaps; the pages it maps are the data's own); shorter runs, e.g. a 4-row block
+#: of every frame of a long time series, one by one (:mod:`jwst_dask.io.sections`).
+_MAP_RUNS = 1 << 16
 
 
 def _logical_dtype(disk: np.dtype, bzero, bscale) -> np.dtype:

@@ -74,10 +74,10 @@ class FitsBlockTarget:
     """``target[region] = block`` writes a block into one image data section of a pre-sized file.
 
     Picklable and tiny (a path, an offset, a shape and the on-disk dtype): ``da.store`` ships it to
-    the workers, each of which writes its block run by run (:mod:`jwst_dask.io.sections`). Unsigned integers are stored
-    FITS-style (sign bit flipped, signed big-endian). With ``fresh=True`` (the section is a hole
-    of a newly sized file, so it already reads as zero bytes) blocks whose bytes are all zero are
-    not written: a ramp's lazy-zero ERR costs no I/O.
+    the workers, each of which writes its block run by run (:mod:`jwst_dask.io.sections`).
+    Unsigned integers are stored FITS-style (sign bit flipped, signed big-endian). With
+    ``fresh=True`` (the section is a hole of a newly sized file, so it already reads as zero
+    bytes) blocks whose bytes are all zero are not written: a ramp's lazy-zero ERR costs no I/O.
     """
 
     def __init__(self, path: str, offset: int, shape: tuple[int, ...], dtype: str, fresh: bool = False):

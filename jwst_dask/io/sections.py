@@ -75,16 +75,25 @@ def region_runs(key: Any, shape: tuple[int, ...]) -> tuple[np.ndarray, int, tupl
 
 
 def read_region(
-    path: str | os.PathLike, offset: int, shape: tuple[int, ...], dtype: np.dtype, key: Any
+    path: str | os.PathLike,
+    offset: int,
+    shape: tuple[int, ...],
+    dtype: np.dtype,
+    key: Any,
+    max_run_bytes: int | None = None,
 ) -> np.ndarray | None:
     """``array[key]`` of the ``dtype`` array of ``shape`` stored at byte ``offset`` of ``path``,
     read run by run into a new array (in the file's byte order); None when :func:`region_runs`
-    gives None. OSError when the file ends before the region does."""
+    gives None, or when the runs are ``max_run_bytes`` or longer (a memory map then maps little
+    besides the region, and copies and byte-swaps it in one pass). OSError when the file ends
+    before the region does."""
     found = region_runs(key, shape)
     if found is None:
         return None
     starts, length, out_shape = found
     dtype = np.dtype(dtype)
+    if max_run_bytes is not None and len(starts) and length * dtype.itemsize >= max_run_bytes:
+        return None
     out = np.empty(len(starts) * length, dtype=dtype)
     if out.size:
         buf = memoryview(out).cast("B")

@@ -29,6 +29,7 @@ from jwst_dask.dq import FLAGS
 __all__ = [
     "clipped_mean",
     "sigmaclip",
+    "subarray_signals_from_blocks",
     "nir_amp_signals",
     "nir_side_signal",
     "subarray_signals",
@@ -229,6 +230,38 @@ def nir_side_signal(
                 np.isnan(a), np.where(np.isnan(b), 0.0, b), np.where(np.isnan(b), a, 0.5 * (a + b))
             )
             out[i, g] = comb
+    return out
+
+
+def subarray_signals_from_blocks(
+    values: list[np.ndarray],
+    dq: list[np.ndarray],
+    gy: list[np.ndarray],
+    gx: list[np.ndarray],
+    odd_even_columns: bool = True,
+    siglimit: float = 3.0,
+    flip_y: bool = False,
+    flip_x: bool = False,
+    batch: int = 64,
+) -> np.ndarray:
+    """:func:`subarray_signals` of candidate pixels given as blocks, ``batch`` integrations at a
+    time (the same values: each integration and group is its own statistic).
+
+    Block ``k`` holds values ``values[k]`` (nints, ngroups, r, c), PIXELDQ ``dq[k]`` (r, c) and
+    global rows and columns ``gy[k]``, ``gx[k]`` (r, c); the pixels are taken in detector read
+    order (rows, then columns, each reversed when ``flip_y`` / ``flip_x``), as the official
+    correction reads them. Only one batch of integrations is ever gathered into one array.
+    """
+    ys = np.concatenate([g.ravel() for g in gy])
+    xs = np.concatenate([g.ravel() for g in gx])
+    order = np.lexsort((-xs if flip_x else xs, -ys if flip_y else ys))
+    pdq = np.concatenate([d.ravel() for d in dq])[order]
+    nints, ngroups = values[0].shape[:2]
+    out = np.empty((nints, ngroups, 4, 2))
+    for i0 in range(0, nints, max(int(batch), 1)):
+        i1 = min(i0 + int(batch), nints)
+        part = np.concatenate([v[i0:i1].reshape(i1 - i0, ngroups, -1) for v in values], axis=2)
+        out[i0:i1] = subarray_signals(part[:, :, order], pdq, xs[order], odd_even_columns, siglimit)
     return out
 
 

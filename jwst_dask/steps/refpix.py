@@ -122,36 +122,33 @@ def _nir_strips_side(sci, pdq, y0, x0, ny, nx):
     return out
 
 
-def _subarray_candidates(values, dq, gy, gx, odd_even_columns, siglimit, flip_y=False, flip_x=False):
-    order = np.lexsort((-gx if flip_x else gx, -gy if flip_y else gy))  # detector read order
-    return kern.subarray_signals(values[:, :, order], dq[order], gx[order], odd_even_columns, siglimit)
-
-
-def _border(sci, pdq, y0, x0, ny, nx):
-    """Values (nints, ngroups, n), dq (n,), gy, gx of the 4-pixel border of the data."""
-    yy, xx = np.mgrid[0:ny, 0:nx]
-    border = (yy < _NREF) | (yy >= ny - _NREF) | (xx < _NREF) | (xx >= nx - _NREF)
-    parts_v, parts_d, parts_y, parts_x = [], [], [], []
+def _border_blocks(sci, pdq, y0, x0, ny, nx) -> tuple[list, list, list, list]:
+    """The 4-pixel border of the data as blocks, not one array: values (nints, ngroups, r, c)
+    and dq (r, c) as Delayed, global rows and columns (r, c) as numpy, one entry per block of
+    each border part. :func:`jwst_dask.kernels.refpix.subarray_signals_from_blocks` reads them in
+    batches of integrations: the border of a long time series (22 MiB at 1000 integrations of
+    SUB64P) is never concatenated, reordered and copied again in one piece."""
+    blocks_v, blocks_d, blocks_y, blocks_x = [], [], [], []
     for rs, cs in (
         (slice(0, min(_NREF, ny)), slice(0, nx)),
         (slice(max(ny - _NREF, _NREF), ny), slice(0, nx)),
         (slice(_NREF, max(ny - _NREF, _NREF)), slice(0, min(_NREF, nx))),
         (slice(_NREF, max(ny - _NREF, _NREF)), slice(max(nx - _NREF, _NREF), nx)),
     ):
-        sub = border[rs, cs]
-        if sub.size == 0:
+        if rs.stop <= rs.start or cs.stop <= cs.start:
             continue
-        v = sci[:, :, rs, cs]
-        parts_v.append(v.reshape(v.shape[0], v.shape[1], -1))
-        parts_d.append(pdq[rs, cs].reshape(-1))
-        parts_y.append((yy[rs, cs] + y0).ravel())
-        parts_x.append((xx[rs, cs] + x0).ravel())
-    return (
-        da.concatenate(parts_v, axis=2),
-        da.concatenate(parts_d),
-        np.concatenate(parts_y),
-        np.concatenate(parts_x),
-    )
+        v = sci[:, :, rs, cs].rechunk({0: -1, 1: -1})
+        d = pdq[rs, cs].rechunk(v.chunks[2:])
+        ystarts = rs.start + np.cumsum((0, *v.chunks[2]))
+        xstarts = cs.start + np.cumsum((0, *v.chunks[3]))
+        vd, dd = v.to_delayed(), d.to_delayed()
+        for i, j in np.ndindex(*v.numblocks[2:]):
+            yy, xx = np.mgrid[ystarts[i] : ystarts[i + 1], xstarts[j] : xstarts[j + 1]]
+            blocks_v.append(vd[0, 0, i, j])
+            blocks_d.append(dd[i, j])
+            blocks_y.append(yy + y0)
+            blocks_x.append(xx + x0)
+    return blocks_v, blocks_d, blocks_y, blocks_x
 
 
 def _apply_nir_block(sci, gy, gx, tb, side, *, side_gain, wide):
@@ -258,8 +255,8 @@ class RefPixStep(Step):
         use_side = bool(self.use_side_ref_pixels) and not one_output
         wide = kern.wide_groups(nints, ngroups, use_side, zeroframe)
         if one_output:
-            values, dq, gy, gx = _border(sci, pdq, y0, x0, ny, nx)
-            tb = dask.delayed(_subarray_candidates)(
+            values, dq, gy, gx = _border_blocks(sci, pdq, y0, x0, ny, nx)
+            tb = dask.delayed(kern.subarray_signals_from_blocks)(
                 values, dq, gy, gx, bool(self.odd_even_columns), float(self.siglimit), flip_y, flip_x
             )
         else:
