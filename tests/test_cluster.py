@@ -71,8 +71,14 @@ def test_embedded_local_cluster_is_created_once():
         assert cluster.get_client(workers=1, threads_per_worker=1, processes=False) is client
         assert client.scheduler.address.startswith(("tcp://127.0.0.1", "inproc://"))
         assert len(client.scheduler_info()["workers"]) == 1
+        # one worker: every ready task goes to it at once, nothing is stolen
+        saturation, extensions = client.run_on_scheduler(
+            lambda dask_scheduler: (dask_scheduler.WORKER_SATURATION, set(dask_scheduler.extensions))
+        )
+        assert saturation == float("inf") and "stealing" not in extensions
     finally:
         cluster.close_local_cluster()
+    assert dask.config.get("distributed.scheduler.worker-saturation") != "inf"  # only that cluster's
 
 
 def test_compute_shows_a_progress_bar_on_the_local_scheduler(capsys):
