@@ -95,19 +95,7 @@ def read_region(
     if max_run_bytes is not None and len(starts) and length * dtype.itemsize >= max_run_bytes:
         return None
     out = np.empty(len(starts) * length, dtype=dtype)
-    if out.size:
-        buf = memoryview(out).cast("B")
-        step = length * dtype.itemsize
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            for n, start in enumerate(starts.tolist()):
-                got = os.preadv(fd, [buf[n * step : (n + 1) * step]], offset + start * dtype.itemsize)
-                if got != step:
-                    raise OSError(
-                        f"{os.fspath(path)}: file ends inside the data ({got} of {step} bytes read)"
-                    )
-        finally:
-            os.close(fd)
+    _move_runs(path, offset, starts, length, out, writing=False)
     return out.reshape(out_shape)
 
 
@@ -122,16 +110,29 @@ def write_region(
         return False
     starts, length, _ = found
     dtype = np.dtype(dtype)
-    data = np.ascontiguousarray(value, dtype=dtype).reshape(-1)
-    if data.size:
-        buf = memoryview(data).cast("B")
-        step = length * dtype.itemsize
-        fd = os.open(path, os.O_WRONLY)
-        try:
-            for n, start in enumerate(starts.tolist()):
-                put = os.pwrite(fd, buf[n * step : (n + 1) * step], offset + start * dtype.itemsize)
-                if put != step:
-                    raise OSError(f"{os.fspath(path)}: short write ({put} of {step} bytes)")
-        finally:
-            os.close(fd)
+    _move_runs(
+        path, offset, starts, length, np.ascontiguousarray(value, dtype=dtype).reshape(-1), writing=True
+    )
     return True
+
+
+def _move_runs(
+    path: str | os.PathLike, offset: int, starts: np.ndarray, length: int, flat: np.ndarray, writing: bool
+) -> None:
+    """Move run ``n`` of the 1-D contiguous ``flat`` (``length`` elements each, one after the other)
+    to (``writing``) or from element ``starts[n]`` of the array at byte ``offset`` of ``path``.
+    OSError naming the file when a run is not moved whole (a file that ends inside the data)."""
+    if not flat.size:
+        return
+    buf = memoryview(flat).cast("B")
+    step = length * flat.itemsize
+    fd = os.open(path, os.O_WRONLY if writing else os.O_RDONLY)
+    try:
+        for n, start in enumerate(starts.tolist()):
+            piece, at = buf[n * step : (n + 1) * step], offset + start * flat.itemsize
+            moved = os.pwrite(fd, piece, at) if writing else os.preadv(fd, [piece], at)
+            if moved != step:
+                what = "short write" if writing else "file ends inside the data"
+                raise OSError(f"{os.fspath(path)}: {what} ({moved} of {step} bytes)")
+    finally:
+        os.close(fd)
