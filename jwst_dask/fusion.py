@@ -35,7 +35,7 @@ from collections import defaultdict
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
-__all__ = ["cheap", "fuse_exclusive", "fused_graph", "stripe_of", "sweep_order"]
+__all__ = ["barrier", "cheap", "fuse_exclusive", "fused_graph", "stripe_of", "sweep_order"]
 
 
 def stripe_of(key: Hashable) -> tuple | None:
@@ -202,20 +202,42 @@ def cheap(func: Callable) -> Callable:
     return func
 
 
+def barrier(func: Callable) -> Callable:
+    """Mark a task function whose result is only an ordering token (e.g. the gate of a two-pass
+    statistic): a block read that waits for it is still a read fusion may copy."""
+    func._jwst_dask_barrier = True  # type: ignore[attr-defined]
+    return func
+
+
 def _reads_only(key: Hashable, dsk: Mapping, dependencies: Mapping) -> bool:
     """True for a block read (dask's getter on constants, e.g. a reference file's lazy reader),
-    possibly followed by functions marked :func:`cheap`: cheap to run twice, so several tasks of
-    one stripe may each run it. Anything else (even fused with a read) runs once."""
+    possibly waiting for a :func:`barrier` and followed by functions marked :func:`cheap` (and
+    dtype conversions): cheap to run twice, so several tasks of one stripe may each run it,
+    instead of one task whose block stays in memory until the last of them has run. Anything
+    else (even fused with a read) runs once."""
     from dask._task_spec import DataNode
 
     node = dsk.get(key)
-    if isinstance(node, DataNode):
+    if isinstance(node, DataNode) or _is_barrier(node):
         return True
     return _only_cheap(node) and all(_reads_only(d, dsk, dependencies) for d in dependencies.get(key, ()))
 
 
+def _is_barrier(node: Any) -> bool:
+    """A :func:`barrier` task, or a cheap pass-through of one (a gate that waits for another)."""
+    from dask._task_spec import Task
+
+    func = getattr(node, "func", None)
+    if getattr(func, "_jwst_dask_barrier", False):
+        return True
+    return getattr(func, "_jwst_dask_cheap", False) and any(
+        _is_barrier(a) for a in node.args if isinstance(a, Task)
+    )
+
+
 def _only_cheap(node: Any) -> bool:
     from dask._task_spec import Alias, DataNode, Task, _execute_subgraph
+    from dask.array.chunk import astype
     from dask.array.core import getter, getter_inline, getter_nofancy
 
     if isinstance(node, (DataNode, Alias)):
@@ -225,9 +247,9 @@ def _only_cheap(node: Any) -> bool:
     if node.func is _execute_subgraph:
         inner = node.args[0]
         return isinstance(inner, dict) and all(_only_cheap(t) for t in inner.values())
-    return node.func in (getter, getter_inline, getter_nofancy) or getattr(
-        node.func, "_jwst_dask_cheap", False
-    )
+    if not (node.func in (getter, getter_inline, getter_nofancy, astype) or getattr(node.func, "_jwst_dask_cheap", False)):
+        return False
+    return all(_only_cheap(a) for a in node.args if isinstance(a, Task))  # tasks inlined as arguments
 
 
 def _may_join(s_key: tuple | None, s_root: tuple | None) -> bool:

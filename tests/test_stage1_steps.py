@@ -155,6 +155,46 @@ def test_saturation_tiles_equal_whole_and_stcal(ramp, grow):
     assert zz[0, 8, 8] == 0
 
 
+@pytest.mark.parametrize("grow", [0, 1, 2])
+@pytest.mark.parametrize("nframes", [1, 4])
+def test_saturation_read_pattern_tiles_equal_stcal(rng, grow, nframes):
+    """With a read pattern, tiles that exchange only the packed first-crossing map flag exactly
+    what stcal flags on the whole frame (part-way saturated groups and their grow across tile
+    edges, the second-group test); tiles thinner than the halo take the whole-frame kernel."""
+    from jwst_dask.steps.saturation import _fast_pattern_ok
+
+    sci = (1000 + np.cumsum(rng.uniform(0, 400, (3, 6, NY, NX)), axis=1)).astype(np.float32)
+    sci[0, 1, 4, 7] = 0.0  # A/D floor
+    thresh = rng.uniform(1400, 2400, (NY, NX)).astype(np.float32)  # most pixels saturate mid-ramp
+    thresh[5, 5] = np.nan
+    tdq = np.zeros((NY, NX), np.uint32)
+    tdq[9, 9] = FLAGS["NO_SAT_CHECK"]
+    bias = rng.uniform(900, 1000, (NY, NX)).astype(np.float32)
+    refs = {"saturation": _img(SCI=thresh, DQ=tdq), "superbias": _img(SCI=bias)}
+    pattern = [[g * nframes + k + 1 for k in range(nframes)] for g in range(6)]
+    exp = flag_saturated_pixels(
+        sci.copy(),
+        np.zeros(sci.shape, np.uint8),
+        np.zeros((NY, NX), np.uint32),
+        thresh.copy(),
+        tdq.copy(),
+        65535,
+        dict(FLAGS),
+        grow,
+        read_pattern=pattern,
+        bias=bias.copy(),
+    )[0]
+    # frame-averaged groups: the read-pattern tests flag groups neither at the A/D floor nor SATURATED
+    extra = (exp & FLAGS["DO_NOT_USE"] != 0) & (exp & (FLAGS["AD_FLOOR"] | FLAGS["SATURATED"]) == 0)
+    assert (extra.sum() > 3) == (nframes > 1)
+    for tile in (3, 4, 8):
+        ds = to_ramp(_uncal(sci, tile=tile, nframes=nframes))
+        fast = _fast_pattern_ok(ds.SCI.data, grow, pattern)
+        assert fast == (tile >= 2 * grow)
+        out = _with_refs(SaturationStep(n_pix_grow_sat=grow, use_readpatt=True), refs).run(ds)
+        np.testing.assert_array_equal(out.GROUPDQ.values, exp, err_msg=f"tile {tile}")
+
+
 # -------------------------------------------------------------------- superbias, linearity
 def test_superbias_and_zeroframe(ramp, rng):
     bias = rng.uniform(900, 1000, (NY, NX)).astype(np.float32)

@@ -23,6 +23,12 @@ __all__ = [
     "first_crossing",
     "min_filter",
     "apply_flags",
+    "pattern_candidates",
+    "second_group_candidates",
+    "pattern_pass_needed",
+    "pack_first",
+    "finish_pattern",
+    "PACKED_GROUPS",
     "ATOD_LIMIT",
 ]
 
@@ -224,4 +230,158 @@ def apply_flags(data: np.ndarray, gdq: np.ndarray, grown: np.ndarray) -> np.ndar
                     if data[i, g, y, x] <= 0:
                         f |= low
                     out[i, g, y, x] = f
+    return out
+
+
+# ---------------------------------------------------------- the fast form with a read pattern
+# The read-pattern pass flags group g DO_NOT_USE (and grows that flag) when the pixel is not
+# SATURATED in g, is SATURATED in g + 1, and its own data pass the dilution test in g. After the
+# grow, "SATURATED in g" is "g >= grown first crossing", so the only group that can pass is
+# g = grown - 1, and the data part of the test is the pixel's own. A per-tile pass (no
+# neighbours) therefore packs, for each pixel and integration, the first-crossing group and one bit
+# per group for the data test; that small map is all the tiles exchange (a halo of twice the grow:
+# the grow of the first crossings, then the grow of the part-way flags). The second-group test
+# (a saturating event in group 2 seen from group 1) is the pixel's own data and grown crossing.
+
+#: Groups whose read-pattern bits fit beside the first crossing in one uint64 (16 bits + 48).
+PACKED_GROUPS = 49
+
+
+def _dilution(reads) -> float:
+    return float(np.mean(reads)) / float(reads[-1])
+
+
+def pattern_pass_needed(read_pattern: list) -> bool:
+    """True when some group but the last averages frames (a dilution factor other than 1): only
+    then can the read-pattern pass flag a group part-way saturated."""
+    return any(_dilution(reads) != 1 for reads in read_pattern[:-1])
+
+
+def pattern_candidates(
+    data: np.ndarray, gdq: np.ndarray, thresh: np.ndarray, nocheck: np.ndarray, read_pattern: list
+) -> np.ndarray:
+    """(nints, y, x) uint64: bit g set when group g passes the pixel's own tests of the read-pattern
+    pass: data at or above the diluted threshold, not DO_NOT_USE on input, not at the A/D floor.
+    ``thresh`` and ``nocheck`` as from :func:`prepare_threshold`."""
+    nints, ngroups = data.shape[:2]
+    bits = np.zeros((nints, *data.shape[2:]), dtype=np.uint64)
+    dnu = np.uint8(_DNU)
+    for g in range(ngroups - 1):
+        factor = _dilution(read_pattern[g])
+        if factor == 1:
+            continue
+        dil = np.where(nocheck, np.float32(1.0), np.float32(factor))
+        ok = (data[:, g] >= thresh * dil) & ((gdq[:, g] & dnu) == 0) & (data[:, g] > 0)
+        bits |= ok.astype(np.uint64) << np.uint64(g)
+    return bits
+
+
+def second_group_candidates(
+    data: np.ndarray, thresh: np.ndarray, bias: np.ndarray | None, read_pattern: list
+) -> np.ndarray:
+    """(nints, y, x) bool: the data part of the second-group test (a saturating event in the second
+    group seen from the first), in the same arithmetic as :func:`flag_saturation`."""
+    bias_arr = np.float32(0.0) if bias is None else np.asarray(bias, dtype=np.float32)
+    g1 = data[:, 0] - bias_arr
+    mask = (g1 / np.mean(read_pattern[0])) * read_pattern[2][-1] + bias_arr < thresh
+    mask &= (data[:, 1] - data[:, 0]) > (thresh - data[:, 0]) / len(read_pattern[1])
+    return mask
+
+
+def pack_first(first: np.ndarray, candidates: np.ndarray | None) -> np.ndarray:
+    """One uint64 per pixel and integration: the first crossing in the low 16 bits, the
+    candidate bits of :func:`pattern_candidates` (at most ``PACKED_GROUPS - 1``) above them.
+    Without candidates (no group averages frames), the int16 first crossing itself."""
+    if candidates is None:
+        return first
+    return first.astype(np.uint64) | (candidates << np.uint64(16))
+
+
+@njit(cache=True, nogil=True)
+def _grown_and_partial(packed: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """From a packed map: the grown first crossing (box minimum) and, per pixel, the bit of the
+    group that saturated part-way (bit grown - 1 of its own candidates), grown in a box (OR)."""
+    nints, ny, nx = packed.shape
+    first = np.empty((nints, ny, nx), dtype=np.int16)
+    for i in range(nints):
+        for y in range(ny):
+            for x in range(nx):
+                first[i, y, x] = np.int16(packed[i, y, x] & np.uint64(0xFFFF))
+    grown = min_filter(first, n)
+    part = np.zeros((nints, ny, nx), dtype=np.uint64)
+    for i in range(nints):
+        for y in range(ny):
+            for x in range(nx):
+                g = grown[i, y, x]
+                if g >= 1 and g - 1 < 48:
+                    bit = np.uint64(1) << np.uint64(g - 1)
+                    if (packed[i, y, x] >> np.uint64(16)) & bit:
+                        part[i, y, x] = bit
+    return grown, _or_filter(part, n)
+
+
+@njit(cache=True, nogil=True)
+def _or_filter(bits: np.ndarray, n: int) -> np.ndarray:
+    """Box OR ((2n+1) x (2n+1), truncated at the array edges) of each (y, x) plane."""
+    nints, ny, nx = bits.shape
+    tmp = np.empty_like(bits)
+    out = np.empty_like(bits)
+    for i in range(nints):
+        for y in range(ny):
+            for x in range(nx):
+                m = np.uint64(0)
+                for xx in range(max(0, x - n), min(nx, x + n + 1)):
+                    m |= bits[i, y, xx]
+                tmp[i, y, x] = m
+        for y in range(ny):
+            for x in range(nx):
+                m = np.uint64(0)
+                for yy in range(max(0, y - n), min(ny, y + n + 1)):
+                    m |= tmp[i, yy, x]
+                out[i, y, x] = m
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _flag_part_way(gdq: np.ndarray, part: np.ndarray) -> None:
+    nints, ngroups, ny, nx = gdq.shape
+    dnu = np.uint8(_DNU)
+    for i in range(nints):
+        for y in range(ny):
+            for x in range(nx):
+                b = part[i, y, x]
+                if b:
+                    for g in range(min(ngroups, 48)):
+                        if (b >> np.uint64(g)) & np.uint64(1):
+                            gdq[i, g, y, x] |= dnu
+
+
+def finish_pattern(
+    data: np.ndarray,
+    gdq: np.ndarray,
+    packed_halo: np.ndarray,
+    pad: tuple[tuple[int, int], tuple[int, int]],
+    n: int,
+    second: np.ndarray | None,
+) -> np.ndarray:
+    """GROUPDQ of one tile flagged as :func:`flag_saturation` flags it with ``read_pattern``.
+
+    ``packed_halo``: :func:`pack_first` of the tile and ``pad`` = ((top, bottom), (left, right))
+    rows and columns of its neighbours around it (twice the grow, fewer at the frame's edges);
+    ``second``: :func:`second_group_candidates` of the tile (None with two groups or fewer).
+    """
+    packed_halo = np.ascontiguousarray(packed_halo)
+    if packed_halo.dtype == np.uint64:
+        grown, part = _grown_and_partial(packed_halo, int(n))
+    else:  # the first crossings alone: no group can be part-way saturated
+        grown, part = min_filter(packed_halo, int(n)), None
+    (top, bottom), (left, right) = pad
+    ny, nx = packed_halo.shape[1:]
+    inner = (slice(None), slice(top, ny - bottom), slice(left, nx - right))
+    grown = np.ascontiguousarray(grown[inner])
+    out = apply_flags(np.ascontiguousarray(data, dtype=np.float32), np.ascontiguousarray(gdq), grown)
+    if part is not None:
+        _flag_part_way(out, np.ascontiguousarray(part[inner]))
+    if second is not None:
+        out[:, 1] |= np.where(second & (grown == 2), np.uint8(_DNU), np.uint8(0))
     return out

@@ -29,6 +29,8 @@ from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 from dask.utils import ensure_dict, key_split
 
+from jwst_dask.fusion import barrier, cheap
+
 __all__ = ["CONFIG_KEY", "after", "copy_graph", "frame_statistic"]
 
 CONFIG_KEY = "jwst_dask.two_pass_statistics"
@@ -47,11 +49,14 @@ def _arrays(x: Any) -> list[da.Array]:
     return out
 
 
+@cheap
 def _second(_gate: Any, value: Any) -> Any:
-    """Return ``value``; the first argument only orders the task after the gate."""
+    """Return ``value``; the first argument only orders the task after the gate. (Cheap: a gated
+    block read stays a read that fusion may copy into each task of its stripe that needs it.)"""
     return value
 
 
+@barrier
 def _gate_value(*_parents: Any) -> None:
     """The single task the gated source tasks depend on (holds nothing: returns None)."""
     return None

@@ -3,9 +3,13 @@
 NIRSpec IRS2 data (3200 x 2048) are flagged on their normal pixels only, against the 2048 x 2048
 reference, and the flags put back in the IRS2 layout; the interleaved reference rows get none.
 
-The grow needs neighbouring pixels, so the kernel runs with ``dask.array.map_overlap`` and a
-halo of :func:`jwst_dask.kernels.saturation.halo_depth` pixels; the result equals a whole-frame
-run exactly.
+The grow needs neighbouring pixels. The tiles exchange only a small map (the first group that
+crossed the threshold in each pixel and integration and, with a read pattern, one bit per group
+for the part-way test; :mod:`jwst_dask.kernels.saturation`), not the ramps: a tile's ramp is read
+by its own tasks only, so a long time series does not keep the ramps of neighbouring stripes in
+memory for the halo. Tiles smaller than the halo, or read patterns of more than
+``PACKED_GROUPS`` groups, run the whole-frame kernel with ``dask.array.map_overlap`` and a halo of
+:func:`jwst_dask.kernels.saturation.halo_depth` pixels. Both give the whole-frame result exactly.
 """
 
 from __future__ import annotations
@@ -52,29 +56,86 @@ def _flags_block(sci, gdq, grown):
     return kern.apply_flags(np.ascontiguousarray(sci, np.float32), np.ascontiguousarray(gdq), grown)
 
 
-def _fast_gdq(sci: da.Array, gdq: da.Array, thresh: da.Array, tdq: da.Array, n: int) -> da.Array:
-    """Saturation flags in three lazy passes; only the int16 first-crossing map needs a halo."""
-    first = da.blockwise(
-        _first_block,
-        "iyx",
-        sci,
-        "igyx",
-        gdq,
-        "igyx",
-        thresh,
-        "yx",
-        tdq,
-        "yx",
-        dtype=np.int16,
-        concatenate=True,
+def _packed_block(sci, gdq, thresh, tdq, *, pattern):
+    t, _, nocheck = kern.prepare_threshold(thresh, tdq)
+    data = np.ascontiguousarray(sci, np.float32)
+    first = kern.first_crossing(data, np.ascontiguousarray(gdq), t)
+    if not kern.pattern_pass_needed(pattern):
+        return first
+    return kern.pack_first(first, kern.pattern_candidates(data, gdq, t, nocheck, pattern))
+
+
+def _finish_block(sci, gdq, halo, thresh, tdq, gy, gx, bias=None, *, n, pattern):
+    depth = kern.halo_depth(n)
+    top = depth if gy[0] > 0 else 0
+    left = depth if gx[0] > 0 else 0
+    pad = (
+        (top, halo.shape[1] - sci.shape[2] - top),
+        (left, halo.shape[2] - sci.shape[3] - left),
     )
-    if n > 0:
-        first = da.map_overlap(
-            _grow_block, first, depth={0: 0, 1: n, 2: n}, boundary="none", dtype=np.int16, n=n
+    data = np.ascontiguousarray(sci, np.float32)
+    second = None
+    if sci.shape[1] > 2:
+        t = kern.prepare_threshold(thresh, tdq)[0]
+        second = kern.second_group_candidates(data, t, None if bias is None or bias.ndim == 0 else bias, pattern)
+    return kern.finish_pattern(data, gdq, halo, pad, n, second)
+
+
+def _fast_gdq(
+    sci: da.Array,
+    gdq: da.Array,
+    thresh: da.Array,
+    tdq: da.Array,
+    n: int,
+    pattern: list | None = None,
+    bias: da.Array | None = None,
+) -> da.Array:
+    """Saturation flags in lazy passes where only a small per-pixel map needs a halo: without a
+    read pattern, the int16 first crossing (grown by ``n``); with one, the packed first crossing
+    and part-way bits (a halo of ``2 n``: :func:`jwst_dask.kernels.saturation.finish_pattern`)."""
+    ijyx = ("igyx", "igyx", "yx", "yx")
+    if pattern is None:
+        first = da.blockwise(
+            _first_block, "iyx", *_pairs((sci, gdq, thresh, tdq), ijyx), dtype=np.int16, concatenate=True
         )
-    return da.blockwise(
-        _flags_block, "igyx", sci, "igyx", gdq, "igyx", first, "iyx", dtype=np.uint8, concatenate=True
+        if n > 0:
+            first = da.map_overlap(
+                _grow_block, first, depth={0: 0, 1: n, 2: n}, boundary="none", dtype=np.int16, n=n
+            )
+        return da.blockwise(
+            _flags_block, "igyx", sci, "igyx", gdq, "igyx", first, "iyx", dtype=np.uint8, concatenate=True
+        )
+    packed = da.blockwise(
+        _packed_block,
+        "iyx",
+        *_pairs((sci, gdq, thresh, tdq), ijyx),
+        dtype=np.uint64 if kern.pattern_pass_needed(pattern) else np.int16,
+        concatenate=True,
+        pattern=pattern,
     )
+    depth = kern.halo_depth(n)
+    halo = da.overlap.overlap(packed, depth={0: 0, 1: depth, 2: depth}, boundary="none")
+    gy = da.arange(sci.shape[2], chunks=(sci.chunks[2],))
+    gx = da.arange(sci.shape[3], chunks=(sci.chunks[3],))
+    args = [sci, "igyx", gdq, "igyx", halo, "iyx", thresh, "yx", tdq, "yx", gy, "y", gx, "x"]
+    if bias is not None:
+        args += [bias, "yx"]
+    return da.blockwise(
+        _finish_block, "igyx", *args, dtype=np.uint8, concatenate=True, align_arrays=False, n=n, pattern=pattern
+    )
+
+
+def _pairs(arrays, indices) -> list:
+    return [v for pair in zip(arrays, indices, strict=True) for v in pair]
+
+
+def _fast_pattern_ok(sci: da.Array, n: int, pattern: list) -> bool:
+    """The packed map holds the part-way bits of ``PACKED_GROUPS`` groups, and the halo of a tile
+    comes from its neighbours alone when no tile is thinner than it."""
+    depth = kern.halo_depth(n)
+    if len(pattern) > kern.PACKED_GROUPS and kern.pattern_pass_needed(pattern):
+        return False
+    return all(c >= depth for c in (*sci.chunks[2], *sci.chunks[3]))
 
 
 def _zframe_block(z, thresh, tdq, *, n):
@@ -187,6 +248,8 @@ class SaturationStep(Step):
                 func = _gdq_block
         if pattern is None:
             new_gdq = _fast_gdq(sci, gdq, thresh, tdq, n)
+        elif _fast_pattern_ok(sci, n, pattern):
+            new_gdq = _fast_gdq(sci, gdq, thresh, tdq, n, pattern, bias)
         elif depth:
             new_gdq = da.map_overlap(
                 func, *args, depth=depths, boundary="none", dtype=np.uint8, n=n, pattern=pattern
