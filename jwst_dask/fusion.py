@@ -247,7 +247,8 @@ def _only_cheap(node: Any) -> bool:
     if node.func is _execute_subgraph:
         inner = node.args[0]
         return isinstance(inner, dict) and all(_only_cheap(t) for t in inner.values())
-    if not (node.func in (getter, getter_inline, getter_nofancy, astype) or getattr(node.func, "_jwst_dask_cheap", False)):
+    known = node.func in (getter, getter_inline, getter_nofancy, astype)
+    if not (known or getattr(node.func, "_jwst_dask_cheap", False)):
         return False
     return all(_only_cheap(a) for a in node.args if isinstance(a, Task))  # tasks inlined as arguments
 

@@ -77,7 +77,8 @@ def _finish_block(sci, gdq, halo, thresh, tdq, gy, gx, bias=None, *, n, pattern)
     second = None
     if sci.shape[1] > 2:
         t = kern.prepare_threshold(thresh, tdq)[0]
-        second = kern.second_group_candidates(data, t, None if bias is None or bias.ndim == 0 else bias, pattern)
+        b = None if bias is None or bias.ndim == 0 else bias
+        second = kern.second_group_candidates(data, t, b, pattern)
     return kern.finish_pattern(data, gdq, halo, pad, n, second)
 
 
@@ -120,8 +121,16 @@ def _fast_gdq(
     args = [sci, "igyx", gdq, "igyx", halo, "iyx", thresh, "yx", tdq, "yx", gy, "y", gx, "x"]
     if bias is not None:
         args += [bias, "yx"]
+    # the halo's (y, x) blocks are larger than the tile's: match blocks by index, not by size
     return da.blockwise(
-        _finish_block, "igyx", *args, dtype=np.uint8, concatenate=True, align_arrays=False, n=n, pattern=pattern
+        _finish_block,
+        "igyx",
+        *args,
+        dtype=np.uint8,
+        concatenate=True,
+        align_arrays=False,
+        n=n,
+        pattern=pattern,
     )
 
 
