@@ -192,23 +192,36 @@ def first_crossing(data: np.ndarray, gdq: np.ndarray, thresh: np.ndarray) -> np.
 @njit(cache=True, nogil=True)
 def min_filter(first: np.ndarray, n: int) -> np.ndarray:
     """Box minimum ((2n+1) x (2n+1), truncated at the array edges) of each (y, x) plane."""
-    nints, ny, nx = first.shape
-    tmp = np.empty_like(first)
-    out = np.empty_like(first)
+    return _box_filter(first, n, False)
+
+
+@njit(cache=True, nogil=True)
+def _box_filter(a: np.ndarray, n: int, use_or: bool) -> np.ndarray:
+    """Separable (2n+1) x (2n+1) box filter of each (y, x) plane, truncated at the edges: the
+    minimum, or with ``use_or`` the bitwise OR (a dilation of every bit plane at once)."""
+    nints, ny, nx = a.shape
+    tmp = np.empty_like(a)
+    out = np.empty_like(a)
     for i in range(nints):
         for y in range(ny):
             for x in range(nx):
-                m = first[i, y, x]
+                m = a[i, y, x]
                 for xx in range(max(0, x - n), min(nx, x + n + 1)):
-                    if first[i, y, xx] < m:
-                        m = first[i, y, xx]
+                    v = a[i, y, xx]
+                    if use_or:
+                        m |= v
+                    elif v < m:
+                        m = v
                 tmp[i, y, x] = m
         for y in range(ny):
             for x in range(nx):
                 m = tmp[i, y, x]
                 for yy in range(max(0, y - n), min(ny, y + n + 1)):
-                    if tmp[i, yy, x] < m:
-                        m = tmp[i, yy, x]
+                    v = tmp[i, yy, x]
+                    if use_or:
+                        m |= v
+                    elif v < m:
+                        m = v
                 out[i, y, x] = m
     return out
 
@@ -317,29 +330,7 @@ def _grown_and_partial(packed: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarr
                     bit = np.uint64(1) << np.uint64(g - 1)
                     if (packed[i, y, x] >> np.uint64(16)) & bit:
                         part[i, y, x] = bit
-    return grown, _or_filter(part, n)
-
-
-@njit(cache=True, nogil=True)
-def _or_filter(bits: np.ndarray, n: int) -> np.ndarray:
-    """Box OR ((2n+1) x (2n+1), truncated at the array edges) of each (y, x) plane."""
-    nints, ny, nx = bits.shape
-    tmp = np.empty_like(bits)
-    out = np.empty_like(bits)
-    for i in range(nints):
-        for y in range(ny):
-            for x in range(nx):
-                m = np.uint64(0)
-                for xx in range(max(0, x - n), min(nx, x + n + 1)):
-                    m |= bits[i, y, xx]
-                tmp[i, y, x] = m
-        for y in range(ny):
-            for x in range(nx):
-                m = np.uint64(0)
-                for yy in range(max(0, y - n), min(ny, y + n + 1)):
-                    m |= tmp[i, yy, x]
-                out[i, y, x] = m
-    return out
+    return grown, _box_filter(part, n, True)
 
 
 @njit(cache=True, nogil=True)
