@@ -123,7 +123,6 @@ def flag_saturation(
     n = int(n_pix_grow_sat)
     sat = np.uint8(_SAT)
     dnu = np.uint8(_DNU)
-    bias_arr = np.float32(0.0) if bias is None else np.asarray(bias, dtype=np.float32)
     # all integrations and groups at once: saturated from the first crossing on (charge only
     # accumulates), the A/D floor, then the grow of every SATURATED flag of each group
     data32 = np.ascontiguousarray(data, dtype=np.float32)
@@ -135,8 +134,7 @@ def flag_saturation(
         # Groups that saturated in their last frames: the group mean is diluted. Each group's
         # test reads only SATURATED flags (which this pass does not change) and its own flags.
         for g in range(ngroups - 2, -1, -1):
-            reads = read_pattern[g]
-            factor = float(np.mean(reads)) / float(reads[-1])
+            factor = _dilution(read_pattern[g])
             if factor == 1:
                 continue
             dil = np.where(nocheck, np.float32(1.0), np.float32(factor))
@@ -148,9 +146,7 @@ def flag_saturation(
             gdq[:, g] |= np.where(partial, dnu, np.uint8(0))
         if ngroups > 2:
             # A saturating event in the second group, seen from the first.
-            g1 = data[:, 0] - bias_arr
-            mask = (g1 / np.mean(read_pattern[0])) * read_pattern[2][-1] + bias_arr < thresh
-            mask &= (data[:, 1] - data[:, 0]) > (thresh - data[:, 0]) / len(read_pattern[1])
+            mask = second_group_candidates(data, thresh, bias, read_pattern)
             mask &= ((gdq[:, 2] & sat) != 0) & ((gdq[:, 1] & sat) == 0)
             gdq[:, 1] |= np.where(mask, dnu, np.uint8(0))
     if zframe is not None:

@@ -60,9 +60,10 @@ def _packed_block(sci, gdq, thresh, tdq, *, pattern):
     t, _, nocheck = kern.prepare_threshold(thresh, tdq)
     data = np.ascontiguousarray(sci, np.float32)
     first = kern.first_crossing(data, np.ascontiguousarray(gdq), t)
-    if not kern.pattern_pass_needed(pattern):
-        return first
-    return kern.pack_first(first, kern.pattern_candidates(data, gdq, t, nocheck, pattern))
+    cands = (
+        kern.pattern_candidates(data, gdq, t, nocheck, pattern) if kern.pattern_pass_needed(pattern) else None
+    )
+    return kern.pack_first(first, cands)
 
 
 def _finish_block(sci, gdq, halo, thresh, tdq, gy, gx, bias=None, *, n, pattern):
