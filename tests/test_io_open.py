@@ -115,20 +115,26 @@ def test_default_and_explicit_chunks(tmp_path):
 
 
 def test_ramp_chunks_policy():
-    # full-width stripes with the pixel count of a 512 x 512 tile: contiguous runs in the file
-    assert ramp_chunks((2, 10, 2048, 2048), 2) == (2, 10, 128, 2048)
+    mib = 2**20
+    # one integration: full-width stripes with the pixel count of a 512 x 512 tile
+    assert ramp_chunks((1, 10, 2048, 2048), 2) == (1, 10, 128, 2048)
     assert ramp_chunks((1, 10, 1024, 1032), 4) == (1, 10, 254, 1032)
-    # 1000 integrations: stripes lose rows so one chunk stays under the budget
-    big = ramp_chunks((1000, 10, 2048, 2048), 4, budget_bytes=64 * 2**20)
-    assert big[:2] == (1000, 10)
-    assert 1000 * 10 * big[2] * big[3] * 4 <= 64 * 2**20
-    assert big[2] * big[3] * 2 > 64 * 2**20 / (1000 * 10 * 4)  # not needlessly small
-    # a thin TSO subarray: rows first, then columns once a stripe is a single row
-    thin = ramp_chunks((500, 8, 64, 2048), 4)
-    assert thin[3] == 2048 and thin[2] < 64
-    assert 500 * 8 * thin[2] * thin[3] * 4 <= 64 * 2**20 < 500 * 8 * (2 * thin[2]) * thin[3] * 4
-    tiny_budget = ramp_chunks((500, 8, 64, 2048), 4, budget_bytes=2**20)
-    assert tiny_budget[2] == 1 and 500 * 8 * tiny_budget[3] * 4 <= 2**20 < 500 * 8 * tiny_budget[3] * 8
+    # several integrations of a full frame: stripes of one integration's 512 x 512 tile (5 MiB)
+    multi = ramp_chunks((2, 10, 2048, 2048), 2)
+    assert multi[3] == 2048 and 2 * 10 * multi[2] * 2048 * 2 <= 512 * 512 * 10 * 2 < 4 * 10 * multi[2] * 2048 * 2
+    # a time series of a small subarray: chunks of the same size (<= 2 MiB, more than 0.5 MiB)
+    # whatever its length; stripes keep 2 rows before they lose columns
+    for nints in (100, 300, 1000, 3000, 10000):
+        c = ramp_chunks((nints, 6, 64, 64), 2)
+        nbytes = nints * 6 * c[2] * c[3] * 2
+        assert c[:2] == (nints, 6) and 0.5 * mib < nbytes <= 2 * mib, (nints, c)
+        assert c[2] >= 2 and (c[3] == 64 or c[2] == 2), (nints, c)
+    assert ramp_chunks((100, 6, 64, 64), 2) == (100, 6, 16, 64)
+    assert ramp_chunks((1000, 6, 64, 64), 2) == (1000, 6, 2, 64)
+    # an explicit budget below the stream budget wins; rows go below 2 only after the columns
+    tiny = ramp_chunks((500, 8, 64, 2048), 4, budget_bytes=2**18)
+    assert 500 * 8 * tiny[2] * tiny[3] * 4 <= 2**18 and tiny[2] == 2 and tiny[3] < 2048
+    assert ramp_chunks((500, 8, 64, 2048), 4, budget_bytes=1)[2:] == (1, 1)
     assert ramp_chunks((2, 3, 40, 48), np.dtype("u2")) == (2, 3, 40, 48)
 
 

@@ -18,12 +18,13 @@ JUMP = FLAGS["JUMP_DET"]
 
 
 def ramp_dataset(data, gdq, pdq, tile, nframes=1, group_time=10.0):
-    chunks = (data.shape[0], data.shape[1], tile, tile)
+    ty, tx = (tile, tile) if np.isscalar(tile) else tile
+    chunks = (data.shape[0], data.shape[1], ty, tx)
     ds = xr.Dataset(
         {
             "SCI": (("integration", "group", "y", "x"), da.from_array(data, chunks=chunks)),
             "GROUPDQ": (("integration", "group", "y", "x"), da.from_array(gdq, chunks=chunks)),
-            "PIXELDQ": (("y", "x"), da.from_array(pdq, chunks=(tile, tile))),
+            "PIXELDQ": (("y", "x"), da.from_array(pdq, chunks=(ty, tx))),
         }
     )
     ds.attrs["meta"] = {"exposure": {"nframes": nframes, "group_time": group_time, "ngroups": data.shape[1]}}
@@ -101,6 +102,29 @@ def test_sigma_clip_through_step(only_use_ints):
     _, g, _ = run(make_step(gain, rn, **settings), ramp_dataset(data, gdq, pdq, 4))
     assert np.count_nonzero(g_ref & JUMP) > 10
     np.testing.assert_array_equal(g, g_ref)
+
+
+def test_sigma_clip_tiles_finish_from_first_pass_edges():
+    """In sigma-clip mode each tile is finished from its own per-pixel pass and the edge triggers
+    its neighbours left in the first pass: any tiling gives stcal's whole-frame flags, including
+    the neighbour flags that cross tile borders (rows, columns, 1-pixel-thin tiles)."""
+    data, gdq, pdq, gain, rn = make_ramps(51, 40, 4, 12, 10, cr_fraction=1.0)
+    settings = dict(minimum_sigclip_groups=20, min_jump_to_flag_neighbors=3.0)
+    g_ref, _ = run_stcal(data, gdq, pdq, gain, rn, **settings)
+    # neighbour flags: jump flags on pixels whose own per-pixel pass did not flag that group
+    own = jk.twopoint_block(
+        data, gdq, gain, rn, jk.JumpParams(minimum_sigclip_groups=20, min_jump_to_flag_neighbors=3.0),
+        jk.MODE_SIGMA_CLIP,
+    )
+    added = (g_ref & JUMP != 0) & (own & JUMP == 0)
+    assert np.count_nonzero(added) > 20
+    for tile in ((2, 10), (3, 4), (12, 1), (1, 5)):
+        _, g, _ = run(make_step(gain, rn, **settings), ramp_dataset(data, gdq, pdq, tile))
+        np.testing.assert_array_equal(g, g_ref)
+    # and some of those cross the borders of the 3 x 4 tiling
+    border = np.zeros((12, 10), bool)
+    border[2::3, :] = border[3::3, :] = border[:, 3::4] = border[:, 4::4] = True
+    assert np.count_nonzero(added & border) > 5
 
 
 def test_skips_and_parameters():

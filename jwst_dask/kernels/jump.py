@@ -51,6 +51,8 @@ __all__ = [
     "MODE_SINGLE_PASS",
     "MODE_SKIP",
     "MODE_SIGMA_CLIP",
+    "edge_triggers",
+    "halo_from_edges",
 ]
 
 _DNU = np.uint8(FLAGS["DO_NOT_USE"])
@@ -173,6 +175,38 @@ def _median_sorted(buf, n):
     if n % 2 == 1:
         return buf[n // 2]
     return (buf[n // 2 - 1] + buf[n // 2]) / 2.0
+
+
+@njit(cache=True, nogil=True)
+def _median_selected(vals, buf):
+    """Median of the finite values of a 2-D (nints, ndiffs) array (NaN if none), by selection:
+    buf is reordered, not sorted. The same value as :func:`_sorted_finite` then
+    :func:`_median_sorted`, in linear time (a time series has thousands of differences)."""
+    n = 0
+    for i in range(vals.shape[0]):
+        for k in range(vals.shape[1]):
+            v = vals[i, k]
+            if not math.isnan(v):
+                buf[n] = v
+                n += 1
+    return _median_of(buf, n)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _median_of(buf, n):
+    """Median of buf[:n] (reordered in place; NaN if n == 0): the upper middle value by
+    selection, which leaves the smaller values before it, so the lower one is their maximum."""
+    if n == 0:
+        return np.nan
+    h = n // 2
+    upper = _wirth_kth(buf, n, h)
+    if n % 2 == 1:
+        return upper
+    lower = buf[0]
+    for i in range(1, h):
+        if buf[i] > lower:
+            lower = buf[i]
+    return (lower + upper) / 2.0
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -321,10 +355,7 @@ def _clip_bounds(buf, count, nsigma, maxiters):
     hi = np.nan
     it = 0
     while True:
-        if count % 2 == 0:
-            med = 0.5 * (_wirth_kth(buf, count, count // 2) + _wirth_kth(buf, count, count // 2 - 1))
-        else:
-            med = _wirth_kth(buf, count, (count - 1) // 2)
+        med = _median_of(buf, count)
         mean = 0.0
         for i in range(count):
             mean += buf[i]
@@ -436,8 +467,12 @@ def _pixel_general(
             absd[i, k] = abs(d)
     rn = np.float32(rnoise[y, x]) * g
     rn_term = np.float64(np.float32(rn * rn)) / nframes
-    n_fin = _sorted_finite(fd, buf)
-    med = _median_sorted(buf, n_fin)
+    n_fin = 0
+    if mode == MODE_SIGMA_CLIP:
+        med = _median_selected(fd, buf)  # buf is not used sorted in this mode
+    else:
+        n_fin = _sorted_finite(fd, buf)
+        med = _median_sorted(buf, n_fin)
     sig = math.sqrt(abs(med) + rn_term)
     if sig == 0.0:
         sig = np.nan
@@ -933,6 +968,51 @@ def finish_block(
         int(params.after_jump_flag_n1),
         int(params.after_jump_flag_n2),
     )
+
+
+def edge_triggers(packed: np.ndarray) -> tuple:
+    """What a block's outer rows and columns tell its neighbours' neighbour flagging.
+
+    ``packed`` is a block of :func:`twopoint_block` output. Returns, for its first row, last row,
+    first column and last column (in that order), ``(index, value)``: the flat indices into that
+    (nints, ngroups, n) edge of the values with a jump and the neighbour hint, and those packed
+    values. Nothing else of an edge can flag a neighbour (see :func:`_nbr_jump`), so a neighbour
+    rebuilt from these (:func:`halo_from_edges`) is finished exactly as with the whole block.
+    A cosmic ray touches few pixels: this is small where the edges themselves are not.
+    """
+    trig = np.uint16(_HINT_NBR)
+    jump = np.uint16(_JUMP)
+    out = []
+    for edge in (packed[:, :, 0, :], packed[:, :, -1, :], packed[:, :, :, 0], packed[:, :, :, -1]):
+        flat = np.ascontiguousarray(edge).reshape(-1)
+        idx = np.flatnonzero((flat & trig != 0) & (flat & jump != 0))
+        out.append((idx, flat[idx]))
+    return tuple(out)
+
+
+def halo_from_edges(packed: np.ndarray, above=None, below=None, left=None, right=None) -> np.ndarray:
+    """``packed`` with a one-pixel halo for :func:`finish_block`, rebuilt from the neighbours'
+    :func:`edge_triggers`: ``above`` is the block above's (its last row is this block's halo
+    row), ``below``, ``left`` and ``right`` likewise; None (no neighbour) leaves zeros, as
+    beyond the detector."""
+    nints, ngroups, ny, nx = packed.shape
+    out = np.zeros((nints, ngroups, ny + 2, nx + 2), dtype=np.uint16)
+    out[:, :, 1:-1, 1:-1] = packed
+    inner = slice(1, -1)
+    # (neighbour, which of its edges, where it goes in the halo, its length)
+    for nb, which, where, n in (
+        (above, 1, (0, inner), nx),
+        (below, 0, (-1, inner), nx),
+        (left, 3, (inner, 0), ny),
+        (right, 2, (inner, -1), ny),
+    ):
+        if nb is None:
+            continue
+        idx, val = nb[which]
+        edge = np.zeros(nints * ngroups * n, dtype=np.uint16)
+        edge[idx] = val
+        out[(slice(None), slice(None), *where)] = edge.reshape(nints, ngroups, n)
+    return out
 
 
 def flag_bad_gain(pixeldq: np.ndarray, gain: np.ndarray) -> np.ndarray:

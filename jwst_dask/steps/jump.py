@@ -61,6 +61,68 @@ def _stage_b(packed_halo, full=None, *, params, block_info=None):
     return kern.finish_block(packed_halo, params, full)
 
 
+def _one_per_block(arr: da.Array) -> tuple:
+    """Chunks of an array with one element per block of ``arr``."""
+    return tuple((1,) * n for n in arr.numblocks)
+
+
+def _block_statistics(packed):
+    """A tile's part of the first pass: (its fully flagged groups, its edge triggers)."""
+    info = np.empty((1,) * packed.ndim, dtype=object)
+    info[(0,) * packed.ndim] = (kern.full_jump_groups(packed), kern.edge_triggers(packed))
+    return info
+
+
+def _table_of(info):
+    return info.item()[0][:, :, None, None]
+
+
+def _finish_tile(packed, full, above, below, left, right, params):
+    edges = [None if nb is None else nb.item()[1] for nb in (above, below, left, right)]
+    return kern.finish_block(kern.halo_from_edges(packed, *edges), params, full)
+
+
+def _finish_from_edges(packed: da.Array, full: da.Array, info: da.Array, params) -> da.Array:
+    """Neighbour and after-jump flagging of each tile from its own per-pixel pass and its
+    neighbours' edge triggers of the first pass (``info``): one task per tile, no halo exchange."""
+    from dask._task_spec import Task, TaskRef
+    from dask.base import tokenize
+    from dask.highlevelgraph import HighLevelGraph
+
+    name = "finish_block-" + tokenize(packed.name, full.name, info.name, params)
+    nby, nbx = packed.numblocks[2:]
+    (full_key,) = (k for k in _flat(full.__dask_keys__()))
+
+    def ref(a, b):
+        if 0 <= a < nby and 0 <= b < nbx:
+            return TaskRef((info.name, 0, 0, a, b))
+        return None
+
+    layer = {}
+    for a in range(nby):
+        for b in range(nbx):
+            key = (name, 0, 0, a, b)
+            layer[key] = Task(
+                key,
+                _finish_tile,
+                TaskRef((packed.name, 0, 0, a, b)),
+                TaskRef(full_key),
+                ref(a - 1, b),
+                ref(a + 1, b),
+                ref(a, b - 1),
+                ref(a, b + 1),
+                params,
+            )
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=[packed, full, info])
+    return da.Array(graph, name, packed.chunks, dtype=np.uint8)
+
+
+def _flat(keys) -> list:
+    if isinstance(keys, list):
+        return [k for sub in keys for k in _flat(sub)]
+    return [keys]
+
+
 def _whole(arr: da.Array) -> da.Array:
     return arr.rechunk(arr.shape)
 
@@ -201,7 +263,23 @@ class JumpStep(Step):
             concatenate=True,
         )
         full = None
-        if static_mode == kern.MODE_SIGMA_CLIP or (
+        if static_mode == kern.MODE_SIGMA_CLIP:
+            # the first pass computes every tile's per-pixel pass anyway: it also keeps what each
+            # tile's edges tell its neighbours, so the tiles of the second pass are finished on
+            # their own and none waits in memory for a neighbour's per-pixel pass
+            def statistics(packed_copy):
+                info = da.map_blocks(
+                    _block_statistics, packed_copy, dtype=object, chunks=_one_per_block(packed_copy)
+                )
+                tables = da.map_blocks(
+                    _table_of, info, dtype=bool, chunks=((nints,), (ngroups,), *_one_per_block(info)[2:])
+                )
+                return _whole(tables.all(axis=(2, 3))), info
+
+            (full, info), (ds, packed) = frame_statistic([packed], statistics, (ds, packed))
+            sci, _ = _ramp_arrays(ds, gain)
+            new_gdq = _finish_from_edges(packed, full, info, params)
+        elif (
             table is not None
             and not params.only_use_ints
             and nints * ngroups >= params.minimum_sigclip_groups
@@ -217,9 +295,12 @@ class JumpStep(Step):
             # a pass of its own (recomputing the per-pixel pass), then the tiles stream
             full, (ds, packed) = frame_statistic([packed], fully_flagged, (ds, packed))
             sci, _ = _ramp_arrays(ds, gain)
-        halo = da.overlap.overlap(packed, depth={0: 0, 1: 0, 2: 1, 3: 1}, boundary="none")
-        extra = [] if full is None else [full[:, :, None, None]]  # broadcast to every tile
-        new_gdq = da.map_blocks(_stage_b, halo, *extra, chunks=packed.chunks, dtype=np.uint8, params=params)
+        if static_mode != kern.MODE_SIGMA_CLIP:
+            halo = da.overlap.overlap(packed, depth={0: 0, 1: 0, 2: 1, 3: 1}, boundary="none")
+            extra = [] if full is None else [full[:, :, None, None]]  # broadcast to every tile
+            new_gdq = da.map_blocks(
+                _stage_b, halo, *extra, chunks=packed.chunks, dtype=np.uint8, params=params
+            )
         pdq_in = ds["PIXELDQ"].data
         if not isinstance(pdq_in, da.Array):
             pdq_in = da.from_array(np.asarray(pdq_in), chunks=gain.chunks)
