@@ -121,7 +121,8 @@ def test_ramp_chunks_policy():
     assert ramp_chunks((1, 10, 1024, 1032), 4) == (1, 10, 254, 1032)
     # several integrations of a full frame: stripes of one integration's 512 x 512 tile (5 MiB)
     multi = ramp_chunks((2, 10, 2048, 2048), 2)
-    assert multi[3] == 2048 and 2 * 10 * multi[2] * 2048 * 2 <= 512 * 512 * 10 * 2 < 4 * 10 * multi[2] * 2048 * 2
+    one_int_tile = 512 * 512 * 10 * 2
+    assert multi[3] == 2048 and 2 * 10 * multi[2] * 2048 * 2 <= one_int_tile < 4 * 10 * multi[2] * 2048 * 2
     # a time series of a small subarray: chunks of the same size (<= 2 MiB, more than 0.5 MiB)
     # whatever its length; stripes keep 2 rows before they lose columns
     for nints in (100, 300, 1000, 3000, 10000):

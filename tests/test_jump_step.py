@@ -113,7 +113,11 @@ def test_sigma_clip_tiles_finish_from_first_pass_edges():
     g_ref, _ = run_stcal(data, gdq, pdq, gain, rn, **settings)
     # neighbour flags: jump flags on pixels whose own per-pixel pass did not flag that group
     own = jk.twopoint_block(
-        data, gdq, gain, rn, jk.JumpParams(minimum_sigclip_groups=20, min_jump_to_flag_neighbors=3.0),
+        data,
+        gdq,
+        gain,
+        rn,
+        jk.JumpParams(minimum_sigclip_groups=20, min_jump_to_flag_neighbors=3.0),
         jk.MODE_SIGMA_CLIP,
     )
     added = (g_ref & JUMP != 0) & (own & JUMP == 0)
