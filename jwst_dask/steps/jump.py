@@ -30,7 +30,7 @@ from jwst_dask.dq import FLAGS
 from jwst_dask.errors import ParameterError
 from jwst_dask.kernels import jump as kern
 from jwst_dask.kernels import large_events as big
-from jwst_dask.steps._two_pass import frame_statistic
+from jwst_dask.steps._two_pass import _flat, frame_statistic
 from jwst_dask.steps.base import Step
 from jwst_dask.steps.ramp_model import ref_array
 
@@ -91,7 +91,7 @@ def _finish_from_edges(packed: da.Array, full: da.Array, info: da.Array, params)
 
     name = "finish_block-" + tokenize(packed.name, full.name, info.name, params)
     nby, nbx = packed.numblocks[2:]
-    (full_key,) = (k for k in _flat(full.__dask_keys__()))
+    (full_key,) = _flat(full.__dask_keys__())
 
     def ref(a, b):
         if 0 <= a < nby and 0 <= b < nbx:
@@ -115,12 +115,6 @@ def _finish_from_edges(packed: da.Array, full: da.Array, info: da.Array, params)
             )
     graph = HighLevelGraph.from_collections(name, layer, dependencies=[packed, full, info])
     return da.Array(graph, name, packed.chunks, dtype=np.uint8)
-
-
-def _flat(keys) -> list:
-    if isinstance(keys, list):
-        return [k for sub in keys for k in _flat(sub)]
-    return [keys]
 
 
 def _whole(arr: da.Array) -> da.Array:
