@@ -154,8 +154,8 @@ def _sort_inplace(buf, n):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _sorted_finite(vals, buf):
-    """Copy the finite values of a 2-D (nints, ndiffs) array into buf, sorted; return their count."""
+def _copy_finite(vals, buf):
+    """Copy the finite values of a 2-D (nints, ndiffs) array into buf; return their count."""
     n = 0
     for i in range(vals.shape[0]):
         for k in range(vals.shape[1]):
@@ -163,6 +163,13 @@ def _sorted_finite(vals, buf):
             if not math.isnan(v):
                 buf[n] = v
                 n += 1
+    return n
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _sorted_finite(vals, buf):
+    """Copy the finite values of a 2-D (nints, ndiffs) array into buf, sorted; return their count."""
+    n = _copy_finite(vals, buf)
     _sort_inplace(buf, n)
     return n
 
@@ -182,14 +189,7 @@ def _median_selected(vals, buf):
     """Median of the finite values of a 2-D (nints, ndiffs) array (NaN if none), by selection:
     buf is reordered, not sorted. The same value as :func:`_sorted_finite` then
     :func:`_median_sorted`, in linear time (a time series has thousands of differences)."""
-    n = 0
-    for i in range(vals.shape[0]):
-        for k in range(vals.shape[1]):
-            v = vals[i, k]
-            if not math.isnan(v):
-                buf[n] = v
-                n += 1
-    return _median_of(buf, n)
+    return _median_of(buf, _copy_finite(vals, buf))
 
 
 @njit(cache=True, nogil=True, inline="always")
